@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Build BVLC Caffe 1.0 (CPU only, with Python layers) from Debian's `caffe` source package, cached.
+#
+#   docker/build_caffe.sh                 build (or reuse) and print the install prefix last
+#   docker/build_caffe.sh --print-prefix  only print the prefix this configuration installs into
+#
+# Environment:
+#   PYTHON                the interpreter pycaffe is built for (default: python3); it needs numpy 2.x
+#   CAFFE_PREFIX          install prefix (default: a cache directory keyed by everything that matters)
+#   CAFFE_SOURCE_TARBALL  use this orig tarball instead of downloading it (its sha256 is still checked)
+#   CAFFE_DEBIAN_MIRROR   Debian mirror to fetch bullseye sources from (default: the system's own)
+set -euo pipefail
+
+readonly SOURCE_PACKAGE="caffe"
+readonly SOURCE_VERSION="1.0.0+git20180821.99bd997-8"
+readonly SOURCE_SUITE="bullseye"
+readonly TARBALL_NAME="caffe_1.0.0+git20180821.99bd997.orig.tar.gz"
+readonly TARBALL_SHA256="e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c"
+readonly CMAKE_FLAGS=(
+  -DCMAKE_BUILD_TYPE=Release -DCPU_ONLY=ON -DBLAS=Open -DUSE_OPENCV=OFF -DUSE_HDF5=ON
+  -DUSE_LMDB=ON -DUSE_LEVELDB=ON -DUSE_NCCL=OFF -DBUILD_docs=OFF
+  -DBUILD_python=ON -DBUILD_python_layer=ON -Dpython_version=3 -DBUILD_matlab=OFF
+)
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+patches_dir="$here/patches"
+python="${PYTHON:-python3}"
+
+log() { echo "build_caffe: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+step_started=0
+step() {  # step NAME: close the previous step with its duration, open the next
+  local now; now=$(date +%s)
+  [[ $step_started -gt 0 ]] && log "  ... done in $((now - step_started)) s"
+  step_started=$now
+  [[ $# -gt 0 ]] && log "[$(date +%H:%M:%S)] $*"
+  return 0
+}
+
+# --- The Python this build is for -----------------------------------------------------------
+python_facts() {  # prints: version, include dir, libpython path, numpy version, numpy include
+  "$python" - <<'PY'
+import sys, sysconfig, os
+try:
+    import numpy
+except ImportError:
+    sys.exit("numpy is not importable from this Python; install numpy>=2 first")
+if int(numpy.__version__.split(".")[0]) < 2:
+    sys.exit(f"numpy {numpy.__version__} found; build against numpy>=2 headers (a module built on 1.x fails under 2.x)")
+cfg = sysconfig.get_config_var
+libpython = os.path.join(cfg("LIBDIR") or "", cfg("LDLIBRARY") or "")
+if not (cfg("Py_ENABLE_SHARED") and os.path.exists(libpython)):
+    multiarch = cfg("MULTIARCH") or ""
+    alt = os.path.join(cfg("LIBDIR") or "", multiarch, cfg("LDLIBRARY") or "")
+    libpython = alt if os.path.exists(alt) else ""
+if not libpython:
+    sys.exit(f"no shared libpython for {sys.executable}; install python3-dev (or use a Python built with --enable-shared)")
+print(f"{sys.version_info.major}.{sys.version_info.minor}")
+print(sysconfig.get_paths()["include"])
+print(libpython)
+print(numpy.__version__)
+print(numpy.get_include())
+PY
+}
+
+facts=$(python_facts) || die "cannot build pycaffe for '$python' (see above)"
+{ read -r py_version; read -r py_include; read -r py_library; read -r numpy_version; read -r numpy_include; } <<<"$facts"
+
+# --- The cache key: source, patches, flags, and the Python ABI we link ------------------------
+cache_key() {
+  { echo "$TARBALL_SHA256"; cat "$patches_dir"/*.patch; printf '%s\n' "${CMAKE_FLAGS[@]}";
+    echo "$py_version $py_library numpy${numpy_version%%.*}"; } | sha256sum | cut -c1-16
+}
+prefix="${CAFFE_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/caffe-multilabel-softmax/caffe-$(cache_key)}"
+marker="$prefix/.build-complete"
+
+if [[ "${1:-}" == "--print-prefix" ]]; then
+  echo "$prefix"
+  exit 0
+fi
+if [[ -f "$marker" ]]; then
+  log "reusing cached Caffe at $prefix"
+  echo "$prefix"
+  exit 0
+fi
+
+# --- The source -------------------------------------------------------------------------------
+debian_mirror() {  # the first Debian archive URI the system's apt is configured with
+  [[ -n "${CAFFE_DEBIAN_MIRROR:-}" ]] && { echo "$CAFFE_DEBIAN_MIRROR"; return; }
+  local uri
+  uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' |
+        grep -E '/debian/?$' | head -n1 || true)
+  [[ -z "$uri" ]] && uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+        awk '$1 == "deb" || $1 == "deb-src" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) {print $i; break}}' |
+        grep -E '/debian/?$' | head -n1 || true)
+  [[ -n "$uri" ]] || die "no Debian mirror in the system's apt sources; set CAFFE_DEBIAN_MIRROR (e.g. an archive mirror URI ending in /debian)"
+  echo "$uri"
+}
+
+download_tarball() {  # download_tarball DIR: apt-get source under a private apt configuration
+  local dir=$1 mirror apt_opts
+  mirror=$(debian_mirror)
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/sources.list.d"
+  chmod -R a+rwX "$dir"  # apt's sandbox user must be able to write here
+  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $SOURCE_SUITE main" >"$dir/sources.list"
+  apt_opts=(-q -o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/sources.list.d"
+            -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o "Debug::NoLocking=1")
+  log "fetching $SOURCE_PACKAGE=$SOURCE_VERSION from $mirror ($SOURCE_SUITE)"
+  apt-get "${apt_opts[@]}" update >&2
+  (cd "$dir" && apt-get "${apt_opts[@]}" source --download-only "$SOURCE_PACKAGE=$SOURCE_VERSION" >&2)
+  [[ -f "$dir/$TARBALL_NAME" ]] || die "apt-get source did not produce $TARBALL_NAME"
+}
+
+verify_sha256() {  # verify_sha256 FILE
+  local actual
+  actual=$(sha256sum "$1" | cut -d' ' -f1)
+  if [[ "$actual" != "$TARBALL_SHA256" ]]; then
+    die "sha256 mismatch for $1
+  expected: $TARBALL_SHA256
+  actual:   $actual"
+  fi
+  log "sha256 verified: $actual"
+}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/build-caffe.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+step "source"
+if [[ -n "${CAFFE_SOURCE_TARBALL:-}" ]]; then
+  [[ -f "$CAFFE_SOURCE_TARBALL" ]] || die "CAFFE_SOURCE_TARBALL=$CAFFE_SOURCE_TARBALL is not a file"
+  tarball="$CAFFE_SOURCE_TARBALL"
+else
+  download_tarball "$work/apt"
+  tarball="$work/apt/$TARBALL_NAME"
+fi
+verify_sha256 "$tarball"
+
+step "unpack and patch"
+mkdir -p "$work/src"
+tar -xzf "$tarball" -C "$work/src"  # the pinned tarball has no top-level directory
+[[ -f "$work/src/CMakeLists.txt" ]] || die "unexpected tarball layout: no CMakeLists.txt at its top"
+for patch_file in "$patches_dir"/*.patch; do
+  log "  applying $(basename "$patch_file")"
+  patch -d "$work/src" -p1 --forward --quiet <"$patch_file" || die "patch $(basename "$patch_file") does not apply"
+done
+
+# --- Configure, build, install into the final prefix (Caffe bakes it into RUNPATH) -------------
+step "configure (Python $py_version, numpy $numpy_version, prefix $prefix)"
+rm -rf "$prefix"
+mkdir -p "$prefix"
+cmake -S "$work/src" -B "$work/build" "${CMAKE_FLAGS[@]}" \
+  -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_RPATH="$prefix/lib" \
+  -DPYTHON_EXECUTABLE="$(command -v "$python")" -DPYTHON_INCLUDE_DIR="$py_include" \
+  -DPYTHON_LIBRARY="$py_library" -DNUMPY_INCLUDE_DIR="$numpy_include" >"$work/configure.log" 2>&1 ||
+  { tail -n 40 "$work/configure.log" >&2; die "cmake configure failed"; }
+
+step "compile with $(nproc) jobs (about 5 minutes on 2 cores)"
+cmake --build "$work/build" -j "$(nproc)" >"$work/build.log" 2>&1 ||
+  { tail -n 60 "$work/build.log" >&2; die "compile failed (log above)"; }
+
+step "install"
+cmake --install "$work/build" >"$work/install.log" 2>&1 ||
+  { tail -n 20 "$work/install.log" >&2; die "install failed"; }
+[[ -x "$prefix/bin/caffe" && -f "$prefix/python/caffe/_caffe.so" ]] ||
+  die "install incomplete: $prefix/bin/caffe or $prefix/python/caffe/_caffe.so missing"
+
+step "smoke test"
+PYTHONPATH="$prefix/python" "$python" -c \
+  "import caffe; assert 'Python' in caffe.layer_type_list(), 'no Python layer'; print('pycaffe OK')" >&2 ||
+  die "the built pycaffe does not import or lacks the Python layer"
+
+date -u +%FT%TZ >"$marker"  # written last: an interrupted build is never reused
+step
+log "Caffe installed at $prefix"
+echo "$prefix"

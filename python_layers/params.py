@@ -1,0 +1,155 @@
+"""Parsing and validation of ``param_str`` for every layer in the package, in one place.
+
+``param_str`` is a JSON object, or a Python dict literal read with :func:`ast.literal_eval`
+(never ``eval``); an empty string means all defaults. Each layer declares its keys as a
+table of :class:`Key` (a default and a check); anything wrong raises ``ValueError`` naming
+the layer, the key, the value that came and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .softmax_math import NORMALIZATIONS
+
+
+@dataclass(frozen=True)
+class Key:
+    """One ``param_str`` key: its default and a check that returns the cleaned value."""
+
+    default: Any
+    check: Callable[[Any], Any]  # raises ValueError(what is allowed) on a bad value
+
+
+def read_param_str(text: str, layer: str) -> dict[str, Any]:
+    """Turn ``param_str`` into a dict without running anything it contains."""
+    if not text or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        try:
+            value = ast.literal_eval(text.strip())
+        except Exception:  # literal_eval raises many types on garbage; all mean "not a literal"
+            shown = text if len(text) <= 80 else text[:77] + "..."
+            raise ValueError(
+                f"{layer}: param_str {shown!r} is neither a JSON object nor a Python dict "
+                f"literal; write e.g. '{{\"normalization\": \"valid\"}}'"
+            ) from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{layer}: param_str must be a JSON object ({{...}}), got a {type(value).__name__}"
+        )
+    return value
+
+
+def parse_params(text: str, layer: str, keys: dict[str, Key]) -> dict[str, Any]:
+    """Read ``param_str`` and check every key against ``keys``; fill in the defaults."""
+    given = read_param_str(text, layer)
+    unknown = sorted(str(k) for k in given if k not in keys)
+    if unknown:
+        raise ValueError(
+            f"{layer}: unknown param_str key(s) {', '.join(map(repr, unknown))}; "
+            f"valid keys are {', '.join(map(repr, keys))}"
+        )
+    params = {}
+    for name, key in keys.items():
+        if name not in given:
+            params[name] = key.default
+            continue
+        try:
+            params[name] = key.check(given[name])
+        except ValueError as why:
+            raise ValueError(
+                f"{layer}: param_str key {name!r} got {_show(given[name])}; expected {why}"
+            ) from None
+    return params
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --- Checks: each returns the cleaned value or raises ValueError(what is allowed) -------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def integer(value: Any) -> int:
+    if not _is_int(value):
+        raise ValueError("an integer")
+    return int(value)
+
+
+def positive_integer(value: Any) -> int:
+    if not _is_int(value) or value < 1:
+        raise ValueError("an integer >= 1")
+    return int(value)
+
+
+def optional_integer(value: Any) -> int | None:
+    if value is not None and not _is_int(value):
+        raise ValueError("an integer or null")
+    return value
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("true or false")
+    return value
+
+
+def one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError("one of " + ", ".join(map(repr, choices)))
+        return value
+
+    return check
+
+
+def fraction_below_one(value: Any) -> float:
+    if not _is_number(value) or not 0.0 <= value < 1.0:
+        raise ValueError("a number in [0, 1)")
+    return float(value)
+
+
+def optional_weights(value: Any) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    allowed = "null or a non-empty list of finite numbers >= 0, one per class"
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(allowed)
+    for weight in value:
+        if not _is_number(weight) or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"{allowed} (found {_show(weight)})")
+    return tuple(float(w) for w in value)
+
+
+# --- The keys of each layer --------------------------------------------------------------------
+
+SOFTMAX_LOSS_KEYS = {
+    "axis": Key(1, integer),
+    "normalization": Key("valid", one_of(*NORMALIZATIONS)),
+    "normalize_targets": Key(True, boolean),
+    "ignore_label": Key(None, optional_integer),
+    "label_smoothing": Key(0.0, fraction_below_one),
+    "class_weights": Key(None, optional_weights),
+}
+
+
+def softmax_loss_params(text: str) -> dict[str, Any]:
+    """The checked parameters of :class:`~python_layers.softmax_loss.SoftmaxLossLayer`."""
+    return parse_params(text, "SoftmaxLossLayer", SOFTMAX_LOSS_KEYS)

@@ -1,0 +1,120 @@
+"""The pure-numpy math against the float64 oracle (no Caffe needed)."""
+
+import numpy as np
+import pytest
+from oracle import reference, reference_target_grad
+
+from python_layers import softmax_math as sm
+
+RNG = np.random.default_rng(0)
+
+
+def khot(shape, axis=1, k_max=3, rng=RNG):
+    """Random k-hot targets (k in 1..k_max) along ``axis``."""
+    moved = np.moveaxis(np.zeros(shape, np.float32), axis, -1)
+    rows = moved.reshape(-1, shape[axis])
+    for row in rows:
+        row[rng.choice(shape[axis], size=rng.integers(1, k_max + 1), replace=False)] = 1
+    return np.moveaxis(rows.reshape(moved.shape), -1, axis)
+
+
+def compare(scores, targets, **options):
+    ours = sm.softmax_cross_entropy(scores, targets, **options)
+    loss, grad, probs = reference(scores, targets, **options)
+    np.testing.assert_allclose(ours.loss, loss, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.score_grad, grad, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ours.probs, probs, rtol=1e-5, atol=1e-7)
+    return ours
+
+
+@pytest.mark.parametrize("normalization", sm.NORMALIZATIONS)
+@pytest.mark.parametrize("normalize_targets", [True, False])
+@pytest.mark.parametrize("shape,axis", [((6, 10), 1), ((2, 5, 3, 4), 1), ((3, 4, 7), -1)])
+def test_dense_targets_match_oracle(shape, axis, normalization, normalize_targets):
+    scores = RNG.normal(0, 3, shape).astype(np.float32)
+    targets = khot(shape, axis) * RNG.uniform(0.2, 2, shape).astype(np.float32)
+    compare(scores, targets, axis=axis, normalization=normalization,
+            normalize_targets=normalize_targets)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_zero_rows_smoothing_and_weights_match_oracle(smoothing, weighted):
+    scores = RNG.normal(0, 2, (8, 6)).astype(np.float32)
+    targets = khot((8, 6))
+    targets[[1, 5]] = 0  # ignored positions
+    weights = RNG.uniform(0, 3, 6) if weighted else None
+    ours = compare(scores, targets, label_smoothing=smoothing, class_weights=weights)
+    assert not ours.score_grad[[1, 5]].any()
+
+
+@pytest.mark.parametrize("normalization", sm.NORMALIZATIONS)
+@pytest.mark.parametrize("ignore_label", [None, 2])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_index_targets_match_oracle(normalization, ignore_label, weighted):
+    scores = RNG.normal(0, 2, (4, 5, 3, 2)).astype(np.float32)
+    labels = RNG.integers(0, 5, (4, 1, 3, 2)).astype(np.float32)
+    weights = RNG.uniform(0.1, 2, 5) if weighted else None
+    compare(scores, labels, normalization=normalization, ignore_label=ignore_label,
+            class_weights=weights, label_smoothing=0.1)
+
+
+def test_onehot_dense_equals_index():
+    scores = RNG.normal(0, 2, (7, 9)).astype(np.float32)
+    labels = RNG.integers(0, 9, 7)
+    onehot = np.eye(9, dtype=np.float32)[labels]
+    dense = sm.softmax_cross_entropy(scores, onehot)
+    index = sm.softmax_cross_entropy(scores, labels.astype(np.float32))
+    assert dense.loss == pytest.approx(index.loss, rel=1e-6)
+    np.testing.assert_allclose(dense.score_grad, index.score_grad, atol=1e-7)
+
+
+@pytest.mark.parametrize("normalize_targets", [True, False])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_target_gradient_matches_numeric_oracle(normalize_targets, smoothing):
+    scores = RNG.normal(0, 2, (3, 4, 2)).astype(np.float32)
+    targets = RNG.uniform(0.1, 1, (3, 4, 2)).astype(np.float32)
+    options = dict(normalize_targets=normalize_targets, label_smoothing=smoothing,
+                   class_weights=[1, 2, 0.5, 1])
+    ours = sm.softmax_cross_entropy(scores, targets, with_target_grad=True, **options)
+    np.testing.assert_allclose(ours.target_grad, reference_target_grad(scores, targets, **options),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_huge_logits_stay_finite():
+    scores = np.array([[1e4, -1e4, 0], [-1e4, -1e4, 1e4]], np.float32)
+    result = sm.softmax_cross_entropy(scores, np.array([[0, 1, 1], [1, 0, 0]], np.float32))
+    assert np.isfinite(result.loss) and np.isfinite(result.score_grad).all()
+    assert result.loss == pytest.approx((1e4 + 5e3 + 2e4) / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "targets,message",
+    [
+        (np.array([[0.5, -0.1, 0]], np.float32), r"-0\.1.* at position \(0, 1\).*>= 0"),
+        (np.array([[0.5, np.nan, 0]], np.float32), r"nan.*position \(0, 1\)"),
+        (np.array([[0, np.inf, 0]], np.float32), r"inf.*position \(0, 1\)"),
+    ],
+)
+def test_bad_dense_targets_name_position_and_value(targets, message):
+    with pytest.raises(sm.TargetError, match=message):
+        sm.softmax_cross_entropy(np.zeros((1, 3), np.float32), targets)
+
+
+@pytest.mark.parametrize("label,message", [(3.0, r"label 3\.0 at position \(1,\)"),
+                                           (1.5, r"1\.5"), (-1.0, r"-1\.0")])
+def test_bad_labels_name_position_and_value(label, message):
+    labels = np.array([0, label], np.float32)
+    with pytest.raises(sm.TargetError, match=message + r".*integer in \[0, 3\)"):
+        sm.softmax_cross_entropy(np.zeros((2, 3), np.float32), labels)
+
+
+def test_bad_target_shape_shows_both_shapes_and_forms():
+    with pytest.raises(sm.TargetError, match=r"\(4, 2\).*\(4, 3\).*dense.*index"):
+        sm.layout_for((4, 3), (4, 2))
+
+
+@pytest.mark.parametrize("targets_shape,kind", [((4, 3), "dense"), ((4, 3, 1, 1), "dense"),
+                                                ((4,), "index"), ((4, 1), "index")])
+def test_layout_detects_target_kind(targets_shape, kind):
+    assert sm.layout_for((4, 3), targets_shape).target_kind == kind
