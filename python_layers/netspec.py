@@ -1,8 +1,8 @@
 """NetSpec helpers: build the package's layers with a correct JSON ``param_str``.
 
-    from caffe import layers as L
-    from python_layers.netspec import softmax_loss
-    n.loss = softmax_loss(n.scores, n.label, label_smoothing=0.1)
+from caffe import layers as L
+from python_layers.netspec import softmax_loss
+n.loss = softmax_loss(n.scores, n.label, label_smoothing=0.1)
 """
 
 from __future__ import annotations

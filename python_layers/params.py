@@ -39,7 +39,7 @@ def read_param_str(text: str, layer: str) -> dict[str, Any]:
             shown = text if len(text) <= 80 else text[:77] + "..."
             raise ValueError(
                 f"{layer}: param_str {shown!r} is neither a JSON object nor a Python dict "
-                f"literal; write e.g. '{{\"normalization\": \"valid\"}}'"
+                f'literal; write e.g. \'{{"normalization": "valid"}}\''
             ) from None
     if not isinstance(value, dict):
         raise ValueError(

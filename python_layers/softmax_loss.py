@@ -51,8 +51,9 @@ class SoftmaxLossLayer(caffe.Layer):
 
     def reshape(self, bottom, top) -> None:
         try:
-            self.layout = sm.layout_for(bottom[0].data.shape, bottom[1].data.shape,
-                                        self.params["axis"])
+            self.layout = sm.layout_for(
+                bottom[0].data.shape, bottom[1].data.shape, self.params["axis"]
+            )
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
         self._check_params_fit(self.layout)

@@ -212,8 +212,12 @@ def dense_targets(
         weighted *= class_weights.reshape(1, classes, 1).astype(weighted.dtype)
     layout = Layout(outer, classes, inner, "dense")
     divisor = _divisor(normalization, layout, float(np.count_nonzero(valid)))
-    return Targets(valid=valid, divisor=divisor, weighted=weighted.astype(np.float32, copy=False),
-                   target_sums=sums)
+    return Targets(
+        valid=valid,
+        divisor=divisor,
+        weighted=weighted.astype(np.float32, copy=False),
+        target_sums=sums,
+    )
 
 
 def index_targets(

@@ -33,8 +33,9 @@ def compare(scores, targets, **options):
 def test_dense_targets_match_oracle(shape, axis, normalization, normalize_targets):
     scores = RNG.normal(0, 3, shape).astype(np.float32)
     targets = khot(shape, axis) * RNG.uniform(0.2, 2, shape).astype(np.float32)
-    compare(scores, targets, axis=axis, normalization=normalization,
-            normalize_targets=normalize_targets)
+    compare(
+        scores, targets, axis=axis, normalization=normalization, normalize_targets=normalize_targets
+    )
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
@@ -55,8 +56,14 @@ def test_index_targets_match_oracle(normalization, ignore_label, weighted):
     scores = RNG.normal(0, 2, (4, 5, 3, 2)).astype(np.float32)
     labels = RNG.integers(0, 5, (4, 1, 3, 2)).astype(np.float32)
     weights = RNG.uniform(0.1, 2, 5) if weighted else None
-    compare(scores, labels, normalization=normalization, ignore_label=ignore_label,
-            class_weights=weights, label_smoothing=0.1)
+    compare(
+        scores,
+        labels,
+        normalization=normalization,
+        ignore_label=ignore_label,
+        class_weights=weights,
+        label_smoothing=0.1,
+    )
 
 
 def test_onehot_dense_equals_index():
@@ -74,11 +81,13 @@ def test_onehot_dense_equals_index():
 def test_target_gradient_matches_numeric_oracle(normalize_targets, smoothing):
     scores = RNG.normal(0, 2, (3, 4, 2)).astype(np.float32)
     targets = RNG.uniform(0.1, 1, (3, 4, 2)).astype(np.float32)
-    options = dict(normalize_targets=normalize_targets, label_smoothing=smoothing,
-                   class_weights=[1, 2, 0.5, 1])
+    options = dict(
+        normalize_targets=normalize_targets, label_smoothing=smoothing, class_weights=[1, 2, 0.5, 1]
+    )
     ours = sm.softmax_cross_entropy(scores, targets, with_target_grad=True, **options)
-    np.testing.assert_allclose(ours.target_grad, reference_target_grad(scores, targets, **options),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        ours.target_grad, reference_target_grad(scores, targets, **options), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_huge_logits_stay_finite():
@@ -101,8 +110,9 @@ def test_bad_dense_targets_name_position_and_value(targets, message):
         sm.softmax_cross_entropy(np.zeros((1, 3), np.float32), targets)
 
 
-@pytest.mark.parametrize("label,message", [(3.0, r"label 3\.0 at position \(1,\)"),
-                                           (1.5, r"1\.5"), (-1.0, r"-1\.0")])
+@pytest.mark.parametrize(
+    "label,message", [(3.0, r"label 3\.0 at position \(1,\)"), (1.5, r"1\.5"), (-1.0, r"-1\.0")]
+)
 def test_bad_labels_name_position_and_value(label, message):
     labels = np.array([0, label], np.float32)
     with pytest.raises(sm.TargetError, match=message + r".*integer in \[0, 3\)"):
@@ -114,7 +124,9 @@ def test_bad_target_shape_shows_both_shapes_and_forms():
         sm.layout_for((4, 3), (4, 2))
 
 
-@pytest.mark.parametrize("targets_shape,kind", [((4, 3), "dense"), ((4, 3, 1, 1), "dense"),
-                                                ((4,), "index"), ((4, 1), "index")])
+@pytest.mark.parametrize(
+    "targets_shape,kind",
+    [((4, 3), "dense"), ((4, 3, 1, 1), "dense"), ((4,), "index"), ((4, 1), "index")],
+)
 def test_layout_detects_target_kind(targets_shape, kind):
     assert sm.layout_for((4, 3), targets_shape).target_kind == kind

@@ -1,0 +1,51 @@
+"""Shared fixtures. Caffe tests skip when pycaffe is missing, except under REQUIRE_CAFFE=1 (CI),
+where they fail loudly instead."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # keep Caffe's INFO logs out of test output
+sys.path.insert(0, str(Path(__file__).parent))  # the oracle and net builders next to the tests
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_CAFFE = Path(sys.prefix) / "bin" / "caffe"  # the wrapper scripts/bootstrap.sh writes
+
+
+@pytest.fixture(scope="session")
+def caffe():
+    """The real pycaffe, in CPU mode."""
+    try:
+        import caffe as pycaffe
+    except ImportError as why:
+        message = f"pycaffe is not importable ({why}); run `make test`, which builds it"
+        if os.environ.get("REQUIRE_CAFFE") == "1":
+            pytest.fail(f"REQUIRE_CAFFE=1: {message}", pytrace=False)
+        pytest.skip(message)
+    pycaffe.set_mode_cpu()
+    return pycaffe
+
+
+@pytest.fixture(scope="session")
+def caffe_tool(caffe) -> Path:
+    """The venv's `caffe` wrapper (the real tool, with our Python layers importable)."""
+    if not VENV_CAFFE.exists():
+        pytest.fail(f"{VENV_CAFFE} is missing; run `make env`", pytrace=False)
+    return VENV_CAFFE
+
+
+@pytest.fixture
+def make_net(caffe, tmp_path):
+    """Build a caffe.Net from a prototxt string (TEST phase unless told otherwise)."""
+    counter = iter(range(10**6))
+
+    def build(prototxt: str, phase=None):
+        path = tmp_path / f"net{next(counter)}.prototxt"
+        path.write_text(prototxt)
+        return caffe.Net(str(path), caffe.TEST if phase is None else phase)
+
+    return build

@@ -1,0 +1,259 @@
+"""Every bad input and its error, through real caffe.Nets (the README's "Failure modes" table).
+
+Each row: what is wrong, the param_str, the blob shapes and values, the exception and the
+message it must match. Errors in param_str or shapes come when the net is built; errors in
+values come at forward, and then nothing is written to the tops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from nets import input_layer, net, softmax_loss_layer
+
+pytestmark = pytest.mark.caffe
+
+P = "SoftmaxLossLayer: "
+# (id, param_str, scores shape, targets shape, targets value or None, exception, message regex)
+AT_SETUP = [
+    (
+        "not-json",
+        "{normalization: valid}",
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str .* is neither a JSON object nor a Python dict literal",
+    ),
+    (
+        "not-an-object",
+        "[1, 2]",
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str must be a JSON object \({...}\), got a list",
+    ),
+    (
+        "unknown-key",
+        '{"normalisation": "valid"}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"unknown param_str key\(s\) 'normalisation'; valid keys are 'axis', 'normalization'",
+    ),
+    (
+        "bad-normalization",
+        '{"normalization": "mean"}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str key 'normalization' got 'mean'; expected one of 'full', 'valid', "
+        r"'batch_size', 'none'",
+    ),
+    (
+        "axis-not-int",
+        '{"axis": 1.5}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str key 'axis' got 1\.5; expected an integer",
+    ),
+    (
+        "axis-bool",
+        '{"axis": true}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str key 'axis' got True",
+    ),
+    (
+        "axis-out-of-range",
+        '{"axis": 2}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"axis 2 is out of range for scores with 2 dims",
+    ),
+    (
+        "normalize-not-bool",
+        '{"normalize_targets": "yes"}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str key 'normalize_targets' got 'yes'; expected true or false",
+    ),
+    (
+        "smoothing-one",
+        '{"label_smoothing": 1}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str key 'label_smoothing' got 1; expected a number in \[0, 1\)",
+    ),
+    (
+        "smoothing-nan",
+        '{"label_smoothing": NaN}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str key 'label_smoothing' got nan",
+    ),
+    (
+        "ignore-not-int",
+        '{"ignore_label": "255"}',
+        (2, 3),
+        (2,),
+        ValueError,
+        P + r"param_str key 'ignore_label' got '255'; expected an integer or null",
+    ),
+    (
+        "ignore-with-dense",
+        '{"ignore_label": 255}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str key 'ignore_label' applies to index targets only",
+    ),
+    (
+        "weights-negative",
+        '{"class_weights": [1, -1, 1]}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str key 'class_weights' got \[1, -1, 1\]; expected .*>= 0.*\(found -1\)",
+    ),
+    (
+        "weights-count",
+        '{"class_weights": [1, 1]}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str key 'class_weights' has 2 entries; expected one per class, 3",
+    ),
+    (
+        "target-shape",
+        "",
+        (2, 3),
+        (2, 4),
+        ValueError,
+        P + r"bottom\[1\] \(targets\) has shape \(2, 4\).*scores of shape \(2, 3\).*dense.*index",
+    ),
+    (
+        "python-literal-ok-but-code",
+        "__import__('os').system('touch pwned')",
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str .* is neither a JSON object nor a Python dict literal",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "param_str,scores,targets,error,message",
+    [row[1:] for row in AT_SETUP],
+    ids=[row[0] for row in AT_SETUP],
+)
+def test_bad_setup_raises_when_the_net_is_built(
+    make_net, tmp_path, monkeypatch, param_str, scores, targets, error, message
+):
+    monkeypatch.chdir(tmp_path)
+    prototxt = net(
+        input_layer(scores=scores, targets=targets), softmax_loss_layer("scores", "targets")
+    ).replace('param_str: "{}"', f"param_str: {_quote(param_str)}")
+    with pytest.raises(error, match=message):
+        make_net(prototxt)
+    assert not (tmp_path / "pwned").exists()  # param_str is never executed
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# (id, scores shape, targets shape, targets, message regex) -- all ValueError at forward
+AT_FORWARD = [
+    (
+        "negative-target",
+        (2, 3),
+        (2, 3),
+        [[0, 1, 0], [0.5, -0.25, 0]],
+        P + r"bottom\[1\] \(targets\) holds -0\.25 at position \(1, 1\); dense targets must be "
+        r"finite and >= 0",
+    ),
+    (
+        "nan-target",
+        (2, 3),
+        (2, 3),
+        [[0, np.nan, 0], [1, 0, 0]],
+        P + r"bottom\[1\] \(targets\) holds nan at position \(0, 1\)",
+    ),
+    (
+        "label-too-big",
+        (2, 3),
+        (2,),
+        [0, 3],
+        P + r"bottom\[1\] \(targets\) holds label 3\.0 at position \(1,\); index "
+        r"targets must be an integer in \[0, 3\)",
+    ),
+    (
+        "label-fraction",
+        (2, 3),
+        (2,),
+        [0.5, 1],
+        P + r"bottom\[1\] \(targets\) holds label 0\.5 at position \(0,\)",
+    ),
+    (
+        "label-negative",
+        (2, 3),
+        (2,),
+        [0, -1],
+        P + r"bottom\[1\] \(targets\) holds label -1\.0 at position \(1,\)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "scores,targets_shape,targets,message",
+    [row[1:] for row in AT_FORWARD],
+    ids=[row[0] for row in AT_FORWARD],
+)
+def test_bad_values_raise_at_forward_and_write_nothing(
+    make_net, scores, targets_shape, targets, message
+):
+    n = make_net(
+        net(
+            input_layer(scores=scores, targets=targets_shape),
+            softmax_loss_layer("scores", "targets", tops=("loss", "prob")),
+        )
+    )
+    n.blobs["loss"].data[...] = 123.0
+    n.blobs["prob"].data[...] = 0.5
+    n.blobs["targets"].data[...] = targets
+    with pytest.raises(ValueError, match=message):
+        n.forward()
+    assert float(n.blobs["loss"].data) == 123.0
+    assert (n.blobs["prob"].data == 0.5).all()
+
+
+def test_non_finite_scores_raise_floating_point_error_naming_the_bottom(make_net):
+    n = make_net(
+        net(input_layer(scores=(2, 3), targets=(2, 3)), softmax_loss_layer("scores", "targets"))
+    )
+    n.blobs["scores"].data[...] = [[0, 1, 2], [0, np.inf, 1]]
+    n.blobs["targets"].data[...] = [[1, 0, 0], [0, 0, 1]]
+    with pytest.raises(
+        FloatingPointError,
+        match=P + r"loss is nan: bottom\[0\] \(scores\) holds 1 non-finite "
+        r"value\(s\), the first inf at \(1, 1\)",
+    ):
+        n.forward()
+
+
+def test_wrong_number_of_bottoms(make_net):
+    prototxt = net(
+        input_layer(scores=(2, 3)),
+        softmax_loss_layer("scores", "targets").replace(
+            '  bottom: "scores"  bottom: "targets"\n', '  bottom: "scores"\n'
+        ),
+    )
+    with pytest.raises(ValueError, match=P + r"needs 2 bottoms \(scores, targets\), got 1"):
+        make_net(prototxt)
