@@ -11,8 +11,9 @@ import json
 from typing import Any
 
 from caffe import layers as L
+from caffe.proto import caffe_pb2
 
-from .params import softmax_loss_params
+from .params import multilabel_metrics_params, softmax_loss_params
 
 
 def param_str(**params: Any) -> str:
@@ -40,4 +41,25 @@ def softmax_loss(scores, targets, loss_weight: float = 1, ntop: int = 1, **param
         ),
         loss_weight=[loss_weight] + [0] * (ntop - 1),
         ntop=ntop,
+    )
+
+
+def multilabel_metrics(scores, targets, k: int = 3, test_only: bool = True):
+    """A ``MultiLabelMetricsLayer``: tops precision@1, precision@k, recall@k, mAP.
+
+    ``test_only`` adds ``include { phase: TEST }`` (the usual place for metrics).
+    """
+    text = param_str(k=k)
+    multilabel_metrics_params(text)
+    extra = {"include": dict(phase=caffe_pb2.TEST)} if test_only else {}
+    return L.Python(
+        scores,
+        targets,
+        python_param=dict(
+            module="python_layers.multilabel_metrics",
+            layer="MultiLabelMetricsLayer",
+            param_str=text,
+        ),
+        ntop=4,
+        **extra,
     )

@@ -153,3 +153,11 @@ SOFTMAX_LOSS_KEYS = {
 def softmax_loss_params(text: str) -> dict[str, Any]:
     """The checked parameters of :class:`~python_layers.softmax_loss.SoftmaxLossLayer`."""
     return parse_params(text, "SoftmaxLossLayer", SOFTMAX_LOSS_KEYS)
+
+
+MULTILABEL_METRICS_KEYS = {"k": Key(3, positive_integer)}
+
+
+def multilabel_metrics_params(text: str) -> dict[str, Any]:
+    """The checked parameters of the MultiLabelMetricsLayer."""
+    return parse_params(text, "MultiLabelMetricsLayer", MULTILABEL_METRICS_KEYS)

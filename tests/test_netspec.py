@@ -35,5 +35,5 @@ def test_softmax_loss_helper_builds_a_working_layer(caffe, make_net):
 def test_softmax_loss_helper_rejects_bad_keys_early(caffe):
     from python_layers.netspec import softmax_loss
 
-    with pytest.raises(ValueError, match="unknown param_str key.*'normalisation'"):
+    with pytest.raises(ValueError, match=r"unknown param_str key.*'normalisation'"):
         softmax_loss(None, None, normalisation="valid")

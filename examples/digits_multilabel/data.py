@@ -1,0 +1,149 @@
+"""Multi-label digit collages from scikit-learn's bundled handwritten digits (no download).
+
+Each canvas (32x32, one channel, values in [0, 1]) holds 1 to 4 of the 1,797 real 8x8 scans of
+``sklearn.datasets.load_digits`` at random places; two digits may overlap by at most
+``MAX_OVERLAP`` of a digit's area. Where digits overlap the canvas keeps the brighter pixel.
+Targets over the 10 classes:
+
+- ``khot``: 1 for each digit class present (the loss then applies 1/k);
+- ``ink``: each present class weighted by its share of the ink visible on the canvas (a pixel's
+  ink belongs to the digit that shows there), so each row sums to 1.
+
+The source scans are split into train and test before composing, so no scan is in both.
+Files (same seed, same bytes): ``{split}_{kind}.h5`` with ``data`` (N, 1, 32, 32) and ``label``
+(N, 10), float32, and ``{split}_{kind}.txt`` listing it for Caffe's HDF5Data layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+CANVAS = 32
+DIGIT = 8
+CLASSES = 10
+MAX_DIGITS = 4
+MAX_OVERLAP = 0.25  # of a digit's area, for any pair
+TARGET_KINDS = ("khot", "ink")
+DEFAULT_DIR = Path("data/generated/digits_multilabel")
+
+
+@dataclass(frozen=True)
+class Collages:
+    images: np.ndarray  # (N, 1, CANVAS, CANVAS) float32 in [0, 1]
+    khot: np.ndarray  # (N, CLASSES) float32, 1 for each class present
+    ink: np.ndarray  # (N, CLASSES) float32, share of visible ink, rows sum to 1
+    sources: np.ndarray  # (N, MAX_DIGITS) int, indices of the scans used, -1 for none
+
+
+def load_scans() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 scans as (n, 8, 8) float32 in [0, 1], and their labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return (digits.images / 16.0).astype(np.float32), digits.target.astype(np.int64)
+
+
+def split_scans(count: int, test_fraction: float, rng: np.random.Generator):
+    """Disjoint index sets of source scans for train and test."""
+    order = rng.permutation(count)
+    n_test = round(count * test_fraction)
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> int:
+    rows = max(0, DIGIT - abs(a[0] - b[0]))
+    cols = max(0, DIGIT - abs(a[1] - b[1]))
+    return rows * cols
+
+
+def place_digits(count: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """Top-left corners for ``count`` digits whose pairwise overlap is bounded."""
+    limit = MAX_OVERLAP * DIGIT * DIGIT
+    while True:
+        corners = [
+            tuple(int(v) for v in rng.integers(0, CANVAS - DIGIT + 1, 2)) for _ in range(count)
+        ]
+        if all(_overlap(a, b) <= limit for i, a in enumerate(corners) for b in corners[:i]):
+            return corners
+
+
+def compose(
+    scans: np.ndarray, labels: np.ndarray, chosen: np.ndarray, corners: list[tuple[int, int]]
+):
+    """One canvas from the chosen scans; returns (canvas, khot row, ink row)."""
+    layers = np.zeros((len(chosen), CANVAS, CANVAS), np.float32)  # one digit per layer
+    for layer, scan, (row, col) in zip(layers, chosen, corners):
+        layer[row : row + DIGIT, col : col + DIGIT] = scans[scan]
+    canvas = layers.max(axis=0)
+    shows = layers.argmax(axis=0)  # (CANVAS, CANVAS): which digit a pixel's ink belongs to
+    khot = np.zeros(CLASSES, np.float32)
+    ink = np.zeros(CLASSES, np.float64)
+    for index, scan in enumerate(chosen):
+        khot[labels[scan]] = 1.0
+        ink[labels[scan]] += canvas[shows == index].sum(dtype=np.float64)
+    return canvas, khot, (ink / ink.sum()).astype(np.float32)
+
+
+def make_collages(
+    scans, labels, pool: np.ndarray, count: int, rng: np.random.Generator
+) -> Collages:
+    """``count`` canvases drawing their digits from the scans in ``pool`` only."""
+    images = np.zeros((count, 1, CANVAS, CANVAS), np.float32)
+    khot = np.zeros((count, CLASSES), np.float32)
+    ink = np.zeros((count, CLASSES), np.float32)
+    sources = np.full((count, MAX_DIGITS), -1, np.int64)
+    for i in range(count):
+        n_digits = int(rng.integers(1, MAX_DIGITS + 1))
+        chosen = rng.choice(pool, size=n_digits, replace=False)
+        images[i, 0], khot[i], ink[i] = compose(scans, labels, chosen, place_digits(n_digits, rng))
+        sources[i, :n_digits] = chosen
+    return Collages(images, khot, ink, sources)
+
+
+def build(
+    out_dir: Path = DEFAULT_DIR,
+    n_train: int = 4000,
+    n_test: int = 1000,
+    seed: int = 0,
+    test_fraction: float = 0.3,
+) -> dict[str, Path]:
+    """Write the HDF5 files and list files; return {"train_khot": list file, ...}."""
+    rng = np.random.default_rng(seed)
+    scans, labels = load_scans()
+    train_pool, test_pool = split_scans(len(scans), test_fraction, rng)
+    splits = {
+        "train": make_collages(scans, labels, train_pool, n_train, rng),
+        "test": make_collages(scans, labels, test_pool, n_test, rng),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lists = {}
+    for split, collages in splits.items():
+        for kind in TARGET_KINDS:
+            h5_path = out_dir / f"{split}_{kind}.h5"
+            with h5py.File(h5_path, "w", track_order=False) as f:
+                f.create_dataset("data", data=collages.images, track_times=False)
+                f.create_dataset("label", data=getattr(collages, kind), track_times=False)
+                f.create_dataset("sources", data=collages.sources, track_times=False)
+            lists[f"{split}_{kind}"] = out_dir / f"{split}_{kind}.txt"
+            lists[f"{split}_{kind}"].write_text(f"{h5_path}\n")
+    return lists
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--train", type=int, default=4000)
+    parser.add_argument("--test", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    for name, path in build(args.out, args.train, args.test, args.seed).items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Multi-label ranking metrics in plain numpy (no Caffe): precision@k, recall@k, average precision.
+
+A class is *relevant* for a sample when its target is > 0, so k-hot and real-valued targets
+are both accepted. ``average_precision`` follows scikit-learn's definition exactly (steps at
+each distinct score, ties broken as one threshold).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def top_k_hits(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
+    """Per sample, how many of the k highest-scoring classes are relevant. (N, C) -> (N,)."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (N, k), unordered
+    return np.take_along_axis(relevant, top, axis=1).sum(axis=1)
+
+
+def precision_at_k(scores: np.ndarray, targets: np.ndarray, k: int) -> float:
+    """Mean over samples of |top-k ∩ relevant| / k."""
+    return float(np.mean(top_k_hits(scores, targets > 0, k) / min(k, scores.shape[1])))
+
+
+def recall_at_k(scores: np.ndarray, targets: np.ndarray, k: int) -> float:
+    """Mean over samples with any relevant class of |top-k ∩ relevant| / |relevant|."""
+    relevant = targets > 0
+    counts = relevant.sum(axis=1)
+    has_any = counts > 0
+    if not has_any.any():
+        return 0.0
+    return float(np.mean(top_k_hits(scores, relevant, k)[has_any] / counts[has_any]))
+
+
+def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
+    """AP of one class over samples: sum_n (R_n - R_{n-1}) P_n, as sklearn computes it.
+
+    Returns nan when no sample is relevant.
+    """
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, hits = scores[order], relevant[order].astype(np.float64)
+    last_of_each_score = np.r_[np.flatnonzero(np.diff(sorted_scores)), hits.size - 1]
+    true_pos = np.cumsum(hits)[last_of_each_score]
+    if true_pos[-1] == 0:
+        return float("nan")
+    precision = true_pos / (last_of_each_score + 1)
+    recall_steps = np.diff(np.r_[0.0, true_pos]) / true_pos[-1]
+    return float(np.sum(recall_steps * precision))
+
+
+def per_class_average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """AP of each class (C,), nan for classes with no relevant sample."""
+    relevant = targets > 0
+    return np.array(
+        [average_precision(scores[:, c], relevant[:, c]) for c in range(scores.shape[1])]
+    )
+
+
+def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean AP over the classes that have at least one relevant sample (0 if none has)."""
+    ap = per_class_average_precision(scores, targets)
+    return float(np.nanmean(ap)) if np.isfinite(ap).any() else 0.0
+
+
+def summary(scores: np.ndarray, targets: np.ndarray, k: int) -> dict[str, float]:
+    """The four numbers the metrics layer reports."""
+    return {
+        "precision_at_1": precision_at_k(scores, targets, 1),
+        f"precision_at_{k}": precision_at_k(scores, targets, k),
+        f"recall_at_{k}": recall_at_k(scores, targets, k),
+        "map": mean_average_precision(scores, targets),
+    }
