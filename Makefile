@@ -21,3 +21,10 @@ lint: env
 
 clean:  ## remove the venv and outputs (the Caffe cache stays: see README)
 	rm -rf $(VENV) runs .pytest_cache build *.egg-info
+
+.PHONY: train experiment
+train: env  ## the example: build data, train with .venv/bin/caffe, evaluate, write runs/<name>/
+	$(PY) -m examples.digits_multilabel.train $(TRAIN_ARGS)
+
+experiment: env  ## softmax (1/k) vs sigmoid, khot and ink targets, 3 seeds -> docs/experiment/
+	$(PY) -m examples.digits_multilabel.experiment $(EXPERIMENT_ARGS)

@@ -39,64 +39,81 @@ class SoftmaxLossLayer(caffe.Layer):
       1. prob (optional): softmax of the scores, the scores' shape.
     Backward: exact gradient to the scores; to dense targets too when ``propagate_down[1]``
     (targets from a teacher net); zeros to index targets.
+
+    In the TRAIN phase the gradient is computed in the same pass as the loss and written to
+    ``bottom[0].diff`` during forward (scaled by the loss weight, which Caffe puts in
+    ``top[0].diff`` at set-up); backward then only rescales it if that weight changed.
     """
 
     def setup(self, bottom, top) -> None:
-        self.params = softmax_loss_params(self.param_str)
+        params = softmax_loss_params(self.param_str)
+        self.axis = params.pop("axis")
+        self.options = sm.Options(**params)
+        self.engine = sm.SoftmaxCrossEntropy(self.options)
         if len(bottom) != 2:
             raise ValueError(f"{LAYER}: needs 2 bottoms (scores, targets), got {len(bottom)}")
         if len(top) not in (1, 2):
             raise ValueError(f"{LAYER}: needs 1 or 2 tops (loss[, prob]), got {len(top)}")
-        self.result: sm.CrossEntropy | None = None
+        self.grad_weight: float | None = None  # loss weight of the gradient in bottom[0].diff
 
     def reshape(self, bottom, top) -> None:
         try:
-            self.layout = sm.layout_for(
-                bottom[0].data.shape, bottom[1].data.shape, self.params["axis"]
-            )
+            self.layout = sm.layout_for(bottom[0].data.shape, bottom[1].data.shape, self.axis)
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
-        self._check_params_fit(self.layout)
+        self._check_options_fit(self.layout)
         top[0].reshape()  # a scalar, like Caffe's own loss layers
         if len(top) == 2:
             top[1].reshape(*bottom[0].data.shape)
 
-    def _check_params_fit(self, layout: sm.Layout) -> None:
-        weights = self.params["class_weights"]
+    def _check_options_fit(self, layout: sm.Layout) -> None:
+        weights = self.options.class_weights
         if weights is not None and len(weights) != layout.classes:
             raise ValueError(
                 f"{LAYER}: param_str key 'class_weights' has {len(weights)} entries; "
                 f"expected one per class, {layout.classes} (the size of the scores' class axis)"
             )
-        if self.params["ignore_label"] is not None and layout.target_kind == "dense":
+        if self.options.ignore_label is not None and layout.target_kind == "dense":
             raise ValueError(
                 f"{LAYER}: param_str key 'ignore_label' applies to index targets only; "
                 f"bottom[1] (targets) is dense (shape {layout.outer}x{layout.classes}x"
                 f"{layout.inner} as outer x C x inner); a dense row of zeros is ignored instead"
             )
 
-    def forward(self, bottom, top) -> None:
-        # 1. Compute everything before writing anything, so an error leaves the tops untouched.
+    def _run(self, bottom, top, grad_weight: float | None) -> float:
+        """The engine on the blobs; the gradient goes to bottom[0].diff if grad_weight is set."""
         try:
-            result = sm.softmax_cross_entropy(
-                bottom[0].data, bottom[1].data, with_target_grad=False, **self.params
+            loss = self.engine(
+                bottom[0].data,
+                bottom[1].data,
+                self.layout,
+                grad_out=None if grad_weight is None else bottom[0].diff,
+                grad_scale=grad_weight or 0.0,
+                probs_out=top[1].data if len(top) == 2 else None,
             )
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
-        # 2. A non-finite loss means non-finite scores (targets were checked): say where.
-        if not np.isfinite(result.loss):
-            raise FloatingPointError(self._non_finite_message(bottom, result.loss))
-        # 3. Write the tops; keep the result for backward.
-        top[0].data[...] = result.loss
-        if len(top) == 2:
-            top[1].data[...] = result.probs
-        self.result = result
+        except FloatingPointError as why:
+            raise FloatingPointError(f"{LAYER}: {why}") from None
+        if not np.isfinite(loss):  # finite inputs overflowing (|scores| near float32's max)
+            raise FloatingPointError(f"{LAYER}: loss is {loss} although both bottoms are finite")
+        return loss
+
+    def forward(self, bottom, top) -> None:
+        # 1. Validate, then loss (and in TRAIN the gradient) in one blocked pass.
+        training = self.phase == caffe.TRAIN
+        self.grad_weight = float(top[0].diff.flat[0]) if training else None
+        # 2. Write the loss; prob and the gradient were written by the engine.
+        top[0].data[...] = self._run(bottom, top, self.grad_weight)
 
     def backward(self, top, propagate_down, bottom) -> None:
-        loss_weight = top[0].diff.flat[0]  # the prototxt's loss_weight reaches us here
+        loss_weight = float(top[0].diff.flat[0])  # the prototxt's loss_weight reaches us here
         if propagate_down[0]:
-            # bottom[0].diff (scores' shape) = loss_weight * d loss / d scores
-            np.multiply(self.result.score_grad, loss_weight, out=bottom[0].diff)
+            if not self.grad_weight:  # TEST phase (or weight 0): compute it now
+                self._run(bottom, top, loss_weight)
+            elif loss_weight != self.grad_weight:  # someone changed the top diff since forward
+                bottom[0].diff[...] *= np.float32(loss_weight / self.grad_weight)
+            self.grad_weight = loss_weight
         if propagate_down[1]:
             bottom[1].diff[...] = loss_weight * self._target_grad(bottom)
 
@@ -104,19 +121,4 @@ class SoftmaxLossLayer(caffe.Layer):
         """d loss / d targets: exact for dense targets, zeros for (non-differentiable) labels."""
         if self.layout.target_kind == "index":
             return np.zeros(bottom[1].data.shape, dtype=np.float32)
-        return sm.softmax_cross_entropy(
-            bottom[0].data, bottom[1].data, with_target_grad=True, **self.params
-        ).target_grad
-
-    @staticmethod
-    def _non_finite_message(bottom, loss: float) -> str:
-        for index, name in enumerate(("scores", "targets")):
-            data = bottom[index].data
-            bad = np.flatnonzero(~np.isfinite(data))
-            if bad.size:
-                position = tuple(int(i) for i in np.unravel_index(bad[0], data.shape))
-                return (
-                    f"{LAYER}: loss is {loss}: bottom[{index}] ({name}) holds {bad.size} "
-                    f"non-finite value(s), the first {data.flat[bad[0]]} at {position}"
-                )
-        return f"{LAYER}: loss is {loss} although both bottoms are finite"
+        return sm.target_grad(bottom[0].data, bottom[1].data, self.layout, self.options)

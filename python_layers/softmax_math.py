@@ -6,17 +6,26 @@ anywhere. The Caffe layer in :mod:`python_layers.softmax_loss` is a thin adapter
 Notation (see the README): scores ``s`` with a class axis of size ``C``; the dims before it
 multiply to ``outer`` and those after it to ``inner``, so every array is handled as a view of
 shape ``(outer, C, inner)`` and a *position* is one ``(outer, inner)`` pair. With
-``p = softmax(s)`` over the class axis, targets ``t >= 0`` and class weights ``w``::
+``p = softmax(s)`` over the class axis, targets ``t >= 0`` (after normalisation and
+smoothing) and class weights ``w``::
 
-    loss      = (1/Z) * sum_positions sum_c  w_c t_c (-log p_c)
+    loss       = (1/Z) * sum_positions sum_c  w_c t_c (-log p_c)
     dloss/ds_j = (1/Z) * ((sum_c w_c t_c) p_j - w_j t_j)
 
 ``log p`` is ``s - max - log(sum exp(s - max))``, with the sum accumulated in float64; it is
-never ``log(softmax)`` and nothing is clamped.
+never ``log(softmax)`` and nothing is clamped. Writing ``a_c = w_c t_c``, the loss at a
+position is ``(sum_c a_c) * log_sum - sum_c a_c (s_c - max)``, so ``log p`` is never stored.
+
+Speed: :class:`SoftmaxCrossEntropy` works through the positions in cache-sized blocks
+(exp, sums and the gradient of a block stay in L2), writes the gradient straight into the
+caller's array, spreads blocks over threads (numpy releases the GIL), and reuses its buffers
+across calls, reallocating only when shapes change.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +33,8 @@ import numpy as np
 
 NORMALIZATIONS = ("full", "valid", "batch_size", "none")
 TargetKind = Literal["dense", "index"]
+BLOCK_ELEMENTS = 32768  # floats per block buffer: 128 KiB, a few of them fit in L2
+PARALLEL_ELEMENTS = 1 << 18  # below this, threads cost more than they save
 
 
 class TargetError(ValueError):
@@ -97,27 +108,29 @@ def class_view(array: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 def label_view(labels: np.ndarray, layout: Layout) -> np.ndarray:
-    """View index targets as (outer, inner)."""
-    return labels.reshape(layout.outer, layout.inner)
+    """View index targets as (outer, 1, inner)."""
+    return labels.reshape(layout.outer, 1, layout.inner)
 
 
 def _unravel(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(flat_index, shape))
 
 
-# --- Target validation ---------------------------------------------------------------------
+# --- Input validation (raises before anything is written) --------------------------------------
+
+
+def _first_bad_dense(targets: np.ndarray) -> TargetError:
+    bad = np.flatnonzero(~(np.isfinite(targets) & (targets >= 0)))[0]
+    return TargetError(
+        f"bottom[1] (targets) holds {float(targets.flat[bad])} at position "
+        f"{_unravel(bad, targets.shape)}; dense targets must be finite and >= 0"
+    )
 
 
 def check_dense_targets(targets: np.ndarray) -> None:
     """Raise :class:`TargetError` unless every target is finite and >= 0 (any shape)."""
-    smallest = targets.min() if targets.size else 0.0
-    if smallest >= 0 and np.isfinite(targets.sum(dtype=np.float64)):
-        return
-    bad = np.flatnonzero(~(np.isfinite(targets) & (targets >= 0)))[0]
-    raise TargetError(
-        f"bottom[1] (targets) holds {float(targets.flat[bad])} at position "
-        f"{_unravel(bad, targets.shape)}; dense targets must be finite and >= 0"
-    )
+    if targets.size and not (targets.min() >= 0 and np.isfinite(targets.sum(dtype=np.float64))):
+        raise _first_bad_dense(targets)
 
 
 def check_index_targets(labels: np.ndarray, classes: int, ignore_label: int | None) -> None:
@@ -137,7 +150,15 @@ def check_index_targets(labels: np.ndarray, classes: int, ignore_label: int | No
     )
 
 
-# --- The math --------------------------------------------------------------------------------
+def non_finite_scores_message(scores: np.ndarray) -> str:
+    bad = np.flatnonzero(~np.isfinite(scores))
+    return (
+        f"bottom[0] (scores) holds {bad.size} non-finite value(s), the first "
+        f"{float(scores.flat[bad[0]])} at {_unravel(bad[0], scores.shape)}"
+    )
+
+
+# --- Simple building blocks ----------------------------------------------------------------
 
 
 def log_softmax(scores: np.ndarray, axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -158,22 +179,6 @@ def softmax(scores: np.ndarray, axis: int = 1) -> np.ndarray:
     return probs
 
 
-@dataclass(frozen=True)
-class Targets:
-    """Targets brought to one form: per-class weights times targets, per position.
-
-    ``weighted`` is ``w_c t_c`` (outer, C, inner) after normalisation and smoothing, or None
-    for index targets, which keep ``labels`` and are expanded on the fly; ``valid`` marks
-    positions that count; ``divisor`` is Z.
-    """
-
-    valid: np.ndarray  # (outer, 1, inner) bool
-    divisor: float
-    weighted: np.ndarray | None = None  # dense: (outer, C, inner) float32
-    labels: np.ndarray | None = None  # index: (outer, 1, inner) int64, 0 where ignored
-    target_sums: np.ndarray | None = None  # dense: raw sum_c t_c, (outer, 1, inner) float64
-
-
 def _divisor(normalization: str, layout: Layout, valid_count: float) -> float:
     counts = {
         "full": layout.positions,
@@ -184,130 +189,255 @@ def _divisor(normalization: str, layout: Layout, valid_count: float) -> float:
     return float(max(1.0, counts[normalization]))
 
 
-def dense_targets(
-    targets: np.ndarray,
-    *,
-    normalization: str = "valid",
-    normalize_targets: bool = True,
-    label_smoothing: float = 0.0,
-    class_weights: np.ndarray | None = None,
-) -> Targets:
-    """Prepare dense targets (outer, C, inner): normalise, smooth, weight; find Z.
+# --- The engine ------------------------------------------------------------------------------
 
-    A position whose targets sum to 0 is ignored (no loss, no gradient, not counted by
-    ``"valid"``).
+
+@dataclass(frozen=True)
+class Options:
+    """The loss's parameters (see the README's table)."""
+
+    normalization: str = "valid"
+    normalize_targets: bool = True
+    ignore_label: int | None = None
+    label_smoothing: float = 0.0
+    class_weights: tuple[float, ...] | None = None
+
+
+@dataclass
+class _PerPosition:
+    """What the block pass needs per position, all (outer, 1, inner), computed up front.
+
+    Dense: ``a_c = w_c (scale t_c + offset)``; index: ``a_c = w_c ((1-eps) [c == label] +
+    offset)``. ``mass = sum_c a_c``; 0 at ignored positions.
     """
-    outer, classes, inner = targets.shape
-    sums = targets.sum(axis=1, keepdims=True, dtype=np.float64)  # (outer, 1, inner)
-    valid = sums > 0
-    if normalize_targets:
-        scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=valid)
-        weighted = targets * scale.astype(targets.dtype)
-    else:
-        weighted = targets * valid  # zero-sum positions stay all-zero
-    if label_smoothing:
-        weighted *= 1.0 - label_smoothing
-        weighted += (label_smoothing / classes) * valid
-    if class_weights is not None:
-        weighted *= class_weights.reshape(1, classes, 1).astype(weighted.dtype)
-    layout = Layout(outer, classes, inner, "dense")
-    divisor = _divisor(normalization, layout, float(np.count_nonzero(valid)))
-    return Targets(
-        valid=valid,
-        divisor=divisor,
-        weighted=weighted.astype(np.float32, copy=False),
-        target_sums=sums,
-    )
+
+    row_max: np.ndarray  # float32
+    scale: np.ndarray  # float32, dense only
+    offset: np.ndarray  # float32
+    mass: np.ndarray  # float64
+    labels: np.ndarray | None  # int64 labels (index targets), 0 where ignored
+    label_weight: np.ndarray | None  # float32 (1-eps) w_label, 0 where ignored
+    divisor: float
 
 
-def index_targets(
-    labels: np.ndarray,
-    classes: int,
-    *,
-    normalization: str = "valid",
-    ignore_label: int | None = None,
-    class_weights: np.ndarray | None = None,
-) -> Targets:
-    """Prepare index targets (outer, inner): valid mask, integer labels, Z.
+class SoftmaxCrossEntropy:
+    """Loss, gradient and probabilities for one layout, with buffers reused across calls.
 
-    With class weights and ``"valid"``, Z is the sum of the valid labels' weights (PyTorch's
-    ``weight`` with mean reduction); it falls back to 1 only when that sum is 0.
+    ``__call__`` validates the inputs (raising before writing anything), then makes one
+    blocked pass that accumulates the loss and, when asked, writes ``grad_scale * dloss/ds``
+    into ``grad_out`` and the softmax into ``probs_out`` (both the scores' shape).
     """
-    outer, inner = labels.shape
-    valid = np.ones(labels.shape, dtype=bool) if ignore_label is None else labels != ignore_label
-    label_ids = np.where(valid, labels, 0).astype(np.int64)
-    layout = Layout(outer, classes, inner, "index")
-    if class_weights is not None and normalization == "valid":
-        weight_sum = float(class_weights[label_ids][valid].sum(dtype=np.float64))
-        divisor = weight_sum if weight_sum > 0 else 1.0
-    else:
-        divisor = _divisor(normalization, layout, float(np.count_nonzero(valid)))
-    return Targets(valid=valid[:, None, :], divisor=divisor, labels=label_ids[:, None, :])
+
+    def __init__(self, options: Options = Options(), threads: int | None = None):
+        self.options = options
+        weights = options.class_weights
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
+        self.threads = threads or min(os.cpu_count() or 1, 8)
+        self._pool: ThreadPoolExecutor | None = None
+        self._buffers: dict[str, np.ndarray] = {}
+
+    # Buffers are kept by name and reallocated only when the wanted shape changes.
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = self._buffers[name] = np.empty(shape, dtype=dtype)
+        return buffer
+
+    def retained_bytes(self) -> int:
+        return sum(buffer.nbytes for buffer in self._buffers.values())
+
+    # 1. Per-position quantities, validating targets and scores on the way.
+    def _per_position(
+        self, scores: np.ndarray, targets: np.ndarray, layout: Layout
+    ) -> _PerPosition:
+        o = self.options
+        shape = (layout.outer, 1, layout.inner)
+        row_max = np.max(scores, axis=1, keepdims=True, out=self._buffer("row_max", shape))
+        if not (np.isfinite(row_max).all() and np.isfinite(scores.min())):
+            raise FloatingPointError  # __call__ words it, with positions in the blob's shape
+        eps, classes = o.label_smoothing, layout.classes
+        weight_sum = float(classes if self.weights is None else self.weights.sum(dtype=np.float64))
+        if layout.target_kind == "dense":
+            sums = np.sum(
+                targets,
+                axis=1,
+                keepdims=True,
+                dtype=np.float64,
+                out=self._buffer("target_sums", shape, np.float64),
+            )
+            if not (targets.min() >= 0 and np.isfinite(sums).all()):
+                raise TargetError  # __call__ words it, with positions in the blob's shape
+            valid = sums > 0
+            scale = self._buffer("scale", shape)
+            if o.normalize_targets:
+                np.divide(1.0 - eps, sums, out=scale, where=valid, casting="unsafe")
+            else:
+                scale.fill(1.0 - eps)
+            scale[~valid] = 0.0
+            offset = self._buffer("offset", shape)
+            np.multiply(valid, eps / classes, out=offset, casting="unsafe")
+            weighted_sums = (
+                sums
+                if self.weights is None
+                else np.einsum("ocs,c->os", targets, self.weights, dtype=np.float64)[:, None, :]
+            )
+            mass = scale * weighted_sums + offset * weight_sum
+            divisor = _divisor(o.normalization, layout, float(np.count_nonzero(valid)))
+            return _PerPosition(row_max, scale, offset, mass, None, None, divisor)
+        # index targets
+        valid = np.ones(shape, bool) if o.ignore_label is None else targets != o.ignore_label
+        labels = np.where(valid, targets, 0).astype(np.int64)
+        weights = np.ones(classes, np.float32) if self.weights is None else self.weights
+        label_weight = np.where(valid, weights[labels], 0).astype(np.float32)
+        offset = (valid * (eps / classes)).astype(np.float32)
+        mass = (1.0 - eps) * label_weight.astype(np.float64) + offset * weight_sum
+        if self.weights is not None and o.normalization == "valid":
+            total = float(label_weight.sum(dtype=np.float64))
+            divisor = total if total > 0 else 1.0  # PyTorch's weighted mean
+        else:
+            divisor = _divisor(o.normalization, layout, float(np.count_nonzero(valid)))
+        label_weight *= np.float32(1.0 - eps)
+        return _PerPosition(row_max, None, offset, mass, labels, label_weight, divisor)
+
+    # 2. One block of positions: everything stays in the block buffers.
+    def _block(self, block, scores, targets, per, grad_out, grad_scale, probs_out, worker):
+        o3, i3 = block  # slices over outer and inner
+        s = scores[o3, :, i3]  # (b, C, k)
+        b, classes, k = s.shape
+        work = self._buffer(f"work{worker}", self._block_shape)[:b, :, :k]
+        np.subtract(s, per.row_max[o3, :, i3], out=work)  # shifted = s - max
+        # a = w (scale t + offset), and dot = sum_c a_c shifted_c
+        if per.labels is None:
+            a = self._buffer(f"targets{worker}", self._block_shape)[:b, :, :k]
+            np.multiply(targets[o3, :, i3], per.scale[o3, :, i3], out=a)
+            if self.options.label_smoothing:
+                a += per.offset[o3, :, i3]
+            if self.weights is not None:
+                a *= self.weights[None, :, None]
+            dot = np.einsum("ock,ock->ok", a, work)
+        else:
+            labels = per.labels[o3, :, i3]
+            dot = (np.take_along_axis(work, labels, axis=1) * per.label_weight[o3, :, i3])[:, 0, :]
+            if self.options.label_smoothing:
+                w = np.ones(classes, np.float32) if self.weights is None else self.weights
+                dot += np.einsum("ock,c->ok", work, w) * per.offset[o3, 0, i3]
+        np.exp(work, out=work)  # work = exp(shifted)
+        sums = np.sum(work, axis=1, dtype=np.float64)  # (b, k)
+        mass = per.mass[o3, 0, i3]
+        loss = float(np.sum(mass * np.log(sums)) - np.sum(dot, dtype=np.float64))
+        if probs_out is not None:
+            inverse = (1.0 / sums).astype(np.float32)  # float32, so the multiply stays float32
+            np.multiply(work, inverse[:, None, :], out=probs_out[o3, :, i3])
+        if grad_out is not None:  # grad = grad_scale * (mass * p - a)
+            grad = grad_out[o3, :, i3]
+            coefficient = (grad_scale * mass / sums).astype(np.float32)
+            np.multiply(work, coefficient[:, None, :], out=grad)
+            if per.labels is None:
+                a *= np.float32(grad_scale)
+                grad -= a
+            else:
+                if self.options.label_smoothing:
+                    w = np.ones(classes, np.float32) if self.weights is None else self.weights
+                    grad -= (grad_scale * per.offset[o3, :, i3]) * w[None, :, None]
+                picked = np.take_along_axis(grad, labels, axis=1)
+                picked -= np.float32(grad_scale) * per.label_weight[o3, :, i3]
+                np.put_along_axis(grad, labels, picked, axis=1)
+        return loss
+
+    def _blocks(self, layout: Layout) -> list[tuple[slice, slice]]:
+        if layout.inner == 1:  # rows of (b, C, 1)
+            rows = max(1, BLOCK_ELEMENTS // layout.classes)
+            self._block_shape = (min(rows, layout.outer), layout.classes, 1)
+            return [(slice(r, r + rows), slice(0, 1)) for r in range(0, layout.outer, rows)]
+        width = min(layout.inner, max(1, BLOCK_ELEMENTS // layout.classes))  # (1, C, k)
+        self._block_shape = (1, layout.classes, width)
+        return [
+            (slice(r, r + 1), slice(i, i + width))
+            for r in range(layout.outer)
+            for i in range(0, layout.inner, width)
+        ]
+
+    def __call__(
+        self,
+        scores: np.ndarray,
+        targets: np.ndarray,
+        layout: Layout,
+        *,
+        grad_out: np.ndarray | None = None,
+        grad_scale: float = 1.0,
+        probs_out: np.ndarray | None = None,
+    ) -> float:
+        """The loss; also ``grad_scale * dloss/ds`` into ``grad_out`` and p into ``probs_out``.
+
+        ``scores``, ``targets`` and the outputs may have any shape that fits ``layout``.
+        Raises :class:`TargetError` (bad targets) or ``FloatingPointError`` (non-finite
+        scores) before writing anything.
+        """
+        if layout.target_kind == "index":
+            check_index_targets(targets, layout.classes, self.options.ignore_label)
+            targets3 = label_view(targets, layout)
+        else:
+            targets3 = class_view(targets, layout)
+        scores3 = class_view(scores, layout)
+        try:
+            per = self._per_position(scores3, targets3, layout)
+        except FloatingPointError:
+            raise FloatingPointError(non_finite_scores_message(scores)) from None
+        except TargetError:
+            raise _first_bad_dense(targets) from None
+        grad3 = None if grad_out is None else class_view(grad_out, layout)
+        probs3 = None if probs_out is None else class_view(probs_out, layout)
+        scale = grad_scale / per.divisor
+        blocks = self._blocks(layout)
+
+        def run(worker: int, chunk: list) -> float:
+            return sum(
+                self._block(block, scores3, targets3, per, grad3, scale, probs3, worker)
+                for block in chunk
+            )
+
+        if self.threads > 1 and scores.size >= PARALLEL_ELEMENTS and len(blocks) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads)
+            step = -(-len(blocks) // self.threads)
+            chunks = [blocks[i : i + step] for i in range(0, len(blocks), step)]
+            total = sum(self._pool.map(run, range(len(chunks)), chunks))
+        else:
+            total = run(0, blocks)
+        return total / per.divisor
 
 
-def _expand_index(
-    targets: Targets, classes: int, label_smoothing: float, class_weights: np.ndarray | None
-) -> np.ndarray:
-    """Dense ``w_c t_c`` (outer, C, inner) for index targets."""
-    outer, _, inner = targets.labels.shape
-    weighted = np.zeros((outer, classes, inner), dtype=np.float32)
-    np.put_along_axis(weighted, targets.labels, np.float32(1.0 - label_smoothing), axis=1)
-    if label_smoothing:
-        weighted += np.float32(label_smoothing / classes)
-    weighted *= targets.valid
-    if class_weights is not None:
-        weighted *= class_weights.reshape(1, classes, 1).astype(np.float32)
-    return weighted
-
-
-def loss_and_grad(
-    scores: np.ndarray, weighted_targets: np.ndarray, divisor: float
-) -> tuple[float, np.ndarray, np.ndarray]:
-    """Loss, gradient w.r.t. the scores (unit loss weight) and the probabilities.
-
-    ``scores`` and ``weighted_targets`` (``w_c t_c``) are (outer, C, inner). Uses
-    ``sum_c a_c log p_c = sum_c a_c shifted_c - (sum_c a_c) log_sum`` so that ``log p`` is
-    never materialised.
-    """
-    shifted, log_sum = log_softmax(scores, axis=1)
-    probs = np.exp(shifted)
-    probs *= np.exp(-log_sum).astype(np.float32)
-    target_mass = weighted_targets.sum(axis=1, keepdims=True, dtype=np.float64)  # (outer,1,inner)
-    dot = np.einsum("ocs,ocs->os", weighted_targets, shifted, dtype=np.float64)
-    loss = (float((target_mass * log_sum).sum()) - float(dot.sum())) / divisor
-    grad = probs * target_mass.astype(np.float32)
-    grad -= weighted_targets
-    grad *= np.float32(1.0 / divisor)
-    return loss, grad, probs
+# --- Gradient with respect to dense targets (distillation) -----------------------------------
 
 
 def target_grad(
     scores: np.ndarray,
     targets: np.ndarray,
-    prepared: Targets,
-    *,
-    normalize_targets: bool = True,
-    label_smoothing: float = 0.0,
-    class_weights: np.ndarray | None = None,
+    layout: Layout,
+    options: Options = Options(),
 ) -> np.ndarray:
-    """d loss / d raw dense targets (outer, C, inner), unit loss weight.
+    """d loss / d raw dense targets (targets' shape), unit loss weight.
 
-    Chain rule through weighting, smoothing and (optionally) normalisation by the sum.
-    Ignored (zero-sum) positions get 0.
+    Chain rule through weighting, smoothing and (optionally) normalisation by the sum;
+    ignored (zero-sum) positions get 0.
     """
-    shifted, log_sum = log_softmax(scores, axis=1)
-    grad = (log_sum - shifted) / prepared.divisor  # d loss / d (w t_smoothed), float64
-    if class_weights is not None:
-        grad *= class_weights.reshape(1, -1, 1)
-    grad *= 1.0 - label_smoothing  # through t <- (1-eps) t + eps/C
-    if normalize_targets:  # through t <- t / sum(t)
-        sums = prepared.target_sums
-        normalized = np.divide(targets, sums, out=np.zeros(targets.shape), where=prepared.valid)
+    scores3 = class_view(np.asarray(scores, dtype=np.float32), layout)
+    targets3 = class_view(np.asarray(targets, dtype=np.float64), layout)
+    shifted, log_sum = log_softmax(scores3, axis=1)
+    sums = targets3.sum(axis=1, keepdims=True)
+    valid = sums > 0
+    divisor = _divisor(options.normalization, layout, float(np.count_nonzero(valid)))
+    grad = (log_sum - shifted) / divisor  # d loss / d (w t_smoothed), float64
+    if options.class_weights is not None:
+        grad *= np.asarray(options.class_weights).reshape(1, -1, 1)
+    grad *= 1.0 - options.label_smoothing  # through t <- (1-eps) t + eps/C
+    if options.normalize_targets:  # through t <- t / sum(t)
+        normalized = np.divide(targets3, sums, out=np.zeros_like(targets3), where=valid)
         projection = (grad * normalized).sum(axis=1, keepdims=True)
-        grad = np.divide(grad - projection, sums, out=np.zeros_like(grad), where=prepared.valid)
+        grad = np.divide(grad - projection, sums, out=np.zeros_like(grad), where=valid)
     else:
-        grad *= prepared.valid
-    return grad.astype(np.float32)
+        grad *= valid
+    return grad.astype(np.float32).reshape(targets.shape)
 
 
 # --- One call for everything ----------------------------------------------------------------
@@ -332,7 +462,7 @@ def softmax_cross_entropy(
     normalize_targets: bool = True,
     ignore_label: int | None = None,
     label_smoothing: float = 0.0,
-    class_weights: np.ndarray | None = None,
+    class_weights=None,
     with_target_grad: bool = False,
 ) -> CrossEntropy:
     """Softmax cross-entropy of ``scores`` against dense or index ``targets``.
@@ -341,44 +471,18 @@ def softmax_cross_entropy(
     module docstring for the formula and the README for every option.
     """
     layout = layout_for(scores.shape, targets.shape, axis)
-    scores3 = class_view(np.asarray(scores, dtype=np.float32), layout)
-    weights = None if class_weights is None else np.asarray(class_weights, dtype=np.float64)
-    if layout.target_kind == "dense":
-        check_dense_targets(targets)  # positions are reported in the blob's own shape
-        targets3 = class_view(np.asarray(targets, dtype=np.float32), layout)
-        prepared = dense_targets(
-            targets3,
-            normalization=normalization,
-            normalize_targets=normalize_targets,
-            label_smoothing=label_smoothing,
-            class_weights=weights,
-        )
-        weighted = prepared.weighted
-    else:
-        check_index_targets(targets, layout.classes, ignore_label)
-        labels = label_view(np.asarray(targets), layout)
-        prepared = index_targets(
-            labels,
-            layout.classes,
-            normalization=normalization,
-            ignore_label=ignore_label,
-            class_weights=weights,
-        )
-        weighted = _expand_index(prepared, layout.classes, label_smoothing, weights)
-    loss, grad, probs = loss_and_grad(scores3, weighted, prepared.divisor)
+    options = Options(
+        normalization,
+        normalize_targets,
+        ignore_label,
+        label_smoothing,
+        None if class_weights is None else tuple(np.asarray(class_weights, float)),
+    )
+    scores = np.asarray(scores, dtype=np.float32)
+    targets = np.asarray(targets, dtype=np.float32)
+    grad, probs = np.empty_like(scores), np.empty_like(scores)
+    loss = SoftmaxCrossEntropy(options)(scores, targets, layout, grad_out=grad, probs_out=probs)
     grad_targets = None
     if with_target_grad and layout.target_kind == "dense":
-        grad_targets = target_grad(
-            scores3,
-            targets3,
-            prepared,
-            normalize_targets=normalize_targets,
-            label_smoothing=label_smoothing,
-            class_weights=weights,
-        ).reshape(targets.shape)
-    return CrossEntropy(
-        loss=loss,
-        score_grad=grad.reshape(scores.shape),
-        probs=probs.reshape(scores.shape),
-        target_grad=grad_targets,
-    )
+        grad_targets = target_grad(scores, targets, layout, options)
+    return CrossEntropy(loss=loss, score_grad=grad, probs=probs, target_grad=grad_targets)

@@ -242,7 +242,7 @@ def test_non_finite_scores_raise_floating_point_error_naming_the_bottom(make_net
     n.blobs["targets"].data[...] = [[1, 0, 0], [0, 0, 1]]
     with pytest.raises(
         FloatingPointError,
-        match=P + r"loss is nan: bottom\[0\] \(scores\) holds 1 non-finite "
+        match=P + r"bottom\[0\] \(scores\) holds 1 non-finite "
         r"value\(s\), the first inf at \(1, 1\)",
     ):
         n.forward()

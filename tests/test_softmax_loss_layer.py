@@ -31,10 +31,21 @@ INDEX_CASES = [((6, 7), (6,), 1), ((2, 5, 3, 4), (2, 1, 3, 4), 1), ((3, 4, 6), (
 @pytest.mark.parametrize("ignore_label", [None, 1])
 @pytest.mark.parametrize("loss_weight", [1.0, 3.7])
 @pytest.mark.parametrize("scores_shape,labels_shape,axis", INDEX_CASES)
+@pytest.mark.parametrize("phase", ["TRAIN", "TEST"])
 def test_index_targets_equal_native_softmax_with_loss(
-    make_net, normalization, ignore_label, loss_weight, scores_shape, labels_shape, axis
+    caffe,
+    make_net,
+    normalization,
+    ignore_label,
+    loss_weight,
+    scores_shape,
+    labels_shape,
+    axis,
+    phase,
 ):
-    """Same net, same blobs: our layer on (ours, label), Caffe's on (native, label_copy)."""
+    """Same net, same blobs: our layer on (ours, label), Caffe's on (native, label_copy).
+
+    TRAIN computes the gradient during forward; TEST computes it in backward."""
     params = dict(normalization=normalization, axis=axis)
     if ignore_label is not None:
         params["ignore_label"] = ignore_label
@@ -52,7 +63,8 @@ def test_index_targets_equal_native_softmax_with_loss(
                 axis=axis,
                 loss_weight=loss_weight,
             ),
-        )
+        ),
+        phase=getattr(caffe, phase),
     )
     scores = RNG.normal(0, 3, scores_shape).astype(np.float32)
     labels = labels_for(labels_shape, scores_shape[axis], ignore_label)
@@ -178,7 +190,7 @@ def test_gradient_checker_catches_a_layer_that_ignores_the_loss_weight(make_net,
     from python_layers import softmax_loss
 
     def backward_without_weight(self, top, propagate_down, bottom):
-        bottom[0].diff[...] = self.result.score_grad
+        self._run(bottom, top, 1.0)  # the gradient for loss weight 1, whatever top[0].diff says
 
     monkeypatch.setattr(softmax_loss.SoftmaxLossLayer, "backward", backward_without_weight)
     n = make_net(

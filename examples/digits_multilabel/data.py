@@ -107,7 +107,7 @@ def make_collages(
 
 def build(
     out_dir: Path = DEFAULT_DIR,
-    n_train: int = 4000,
+    n_train: int = 8000,
     n_test: int = 1000,
     seed: int = 0,
     test_fraction: float = 0.3,
@@ -137,7 +137,7 @@ def build(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_DIR)
-    parser.add_argument("--train", type=int, default=4000)
+    parser.add_argument("--train", type=int, default=8000)
     parser.add_argument("--test", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

@@ -35,7 +35,7 @@ def _conv(bottom, outputs: int, kernel: int):
         num_output=outputs,
         kernel_size=kernel,
         pad=kernel // 2,
-        weight_filler=dict(type="xavier"),
+        weight_filler=dict(type="msra"),
         bias_filler=dict(type="constant"),
     )
 
@@ -51,14 +51,14 @@ def body(n: caffe.NetSpec, data) -> None:
     n.fc1 = L.InnerProduct(
         n.pool2,
         num_output=128,
-        weight_filler=dict(type="xavier"),
+        weight_filler=dict(type="msra"),
         bias_filler=dict(type="constant"),
     )
     n.relu3 = L.ReLU(n.fc1, in_place=True)
     n.scores = L.InnerProduct(
         n.relu3,
         num_output=CLASSES,
-        weight_filler=dict(type="xavier"),
+        weight_filler=dict(type="msra"),
         bias_filler=dict(type="constant"),
     )  # (N, C)
 
@@ -119,7 +119,7 @@ def solver(loss: str) -> caffe_pb2.SolverParameter:
     s = caffe_pb2.SolverParameter()
     s.net = str(PROTOTXT_DIR / _name("train_val", loss))
     s.type = "SGD"
-    s.base_lr, s.momentum, s.weight_decay = 0.05, 0.9, 5e-4
+    s.base_lr, s.momentum, s.weight_decay = 0.1, 0.9, 5e-4
     s.lr_policy, s.gamma, s.stepsize = "step", 0.1, 1000
     s.max_iter = 1500
     s.test_iter.append(TEST_SAMPLES // TEST_BATCH)
