@@ -28,3 +28,7 @@ train: env  ## the example: build data, train with .venv/bin/caffe, evaluate, wr
 
 experiment: env  ## softmax (1/k) vs sigmoid, khot and ink targets, 3 seeds -> docs/experiment/
 	$(PY) -m examples.digits_multilabel.experiment $(EXPERIMENT_ARGS)
+
+.PHONY: bench
+bench: env  ## forward+backward timings against native Caffe and PyTorch -> bench/results.json
+	$(PY) bench/bench.py $(BENCH_ARGS)

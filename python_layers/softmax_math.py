@@ -314,7 +314,7 @@ class SoftmaxCrossEntropy:
                 a += per.offset[o3, :, i3]
             if self.weights is not None:
                 a *= self.weights[None, :, None]
-            dot = np.einsum("ock,ock->ok", a, work)
+            dot = np.einsum("ock,ock->ok", a, work, dtype=np.float64)
         else:
             labels = per.labels[o3, :, i3]
             dot = (np.take_along_axis(work, labels, axis=1) * per.label_weight[o3, :, i3])[:, 0, :]

@@ -49,3 +49,20 @@ def make_net(caffe, tmp_path):
         return caffe.Net(str(path), caffe.TEST if phase is None else phase)
 
     return build
+
+
+try:  # hypothesis profiles: the default keeps CI within minutes; `nightly` digs deeper
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "ci",
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    settings.register_profile(
+        "nightly", max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck)
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover - hypothesis is a pinned dev dependency
+    pass

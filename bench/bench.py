@@ -1,0 +1,251 @@
+"""Benchmark: SoftmaxLossLayer forward + backward through a real caffe.Net, against peers.
+
+    make bench            # or: .venv/bin/python bench/bench.py [--repeats 9] [--quick]
+
+Peers measured in the same run, on the same data: Caffe's native SoftmaxWithLoss (index
+labels) in a caffe.Net; PyTorch's CPU cross_entropy (probability and index targets, forward +
+backward, same thread count) when torch is importable; and the memory floor, the bytes of one
+read of scores and targets plus one write of the gradient over the copy bandwidth measured
+here with numpy. Prints a table and writes bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import caffe  # noqa: E402
+
+from python_layers.softmax_math import SoftmaxCrossEntropy  # noqa: E402
+
+SHAPES = [
+    ((256, 1000), "dense"),
+    ((256, 1000), "index"),
+    ((256, 17000), "dense"),
+    ((256, 17000), "index"),
+    ((24, 17000), "dense"),
+    ((24, 17000), "index"),
+    ((8, 21, 128, 128), "index"),
+]
+RNG = np.random.default_rng(0)
+
+
+def median_ms(run, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def copy_bandwidth() -> float:
+    """Bytes per second of a large numpy copy (one read + one write per element)."""
+    source = np.ones(64 * 2**20 // 4, np.float32)
+    target = np.empty_like(source)
+    ms = median_ms(lambda: np.copyto(target, source), 9)
+    return 2 * source.nbytes / (ms / 1e3)
+
+
+def make_data(shape, kind):
+    scores = RNG.normal(0, 2, shape).astype(np.float32)
+    classes = shape[1]
+    positions = (shape[0],) + tuple(shape[2:])
+    labels = RNG.integers(0, classes, positions).astype(np.float32)
+    if kind == "index":
+        return scores, labels, labels
+    targets = np.zeros(shape, np.float32)  # k-hot, k = 1..3, the label always among them
+    moved = np.moveaxis(targets, 1, -1).reshape(-1, classes)
+    for row, label in zip(moved, labels.reshape(-1).astype(int)):
+        row[label] = 1
+        row[RNG.integers(0, classes, RNG.integers(0, 3))] = 1
+    targets = np.moveaxis(moved.reshape(*positions, classes), -1, 1).copy()
+    return scores, targets, labels
+
+
+def build_net(layer: str, scores_shape, targets_shape, phase=None):
+    dims = lambda shape: " ".join(f"dim: {d}" for d in shape)  # noqa: E731
+    text = (
+        'layer { name: "input" type: "Input" top: "scores" top: "targets"\n'
+        f"  input_param {{ shape {{ {dims(scores_shape)} }} shape {{ {dims(targets_shape)} }} }} }}\n"
+        f"{layer}"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
+        f.write(text)
+    net = caffe.Net(f.name, caffe.TRAIN if phase is None else phase)
+    os.unlink(f.name)
+    return net
+
+
+# propagate_down: gradients to the scores only, as in training (targets come from data)
+OURS = (
+    'layer { name: "loss" type: "Python" bottom: "scores" bottom: "targets" top: "loss"\n'
+    '  python_param { module: "python_layers.softmax_loss" layer: "SoftmaxLossLayer" }\n'
+    "  loss_weight: 1 propagate_down: true propagate_down: false }\n"
+)
+NATIVE = (
+    'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "scores" bottom: "targets"\n'
+    '  top: "loss" loss_weight: 1 propagate_down: true propagate_down: false }\n'
+)
+
+
+def run_net(net, scores, targets):
+    net.blobs["scores"].data[...] = scores
+    net.blobs["targets"].data[...] = targets
+    return lambda: (net.forward(), net.backward())
+
+
+def allocation_per_iteration(run) -> int:
+    """Peak bytes allocated during one iteration (tracemalloc), after warm-up."""
+    run()
+    tracemalloc.start()
+    base, _ = tracemalloc.get_traced_memory()
+    run()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak - base
+
+
+def torch_runner(scores, targets, kind, threads):
+    try:
+        import torch
+        import torch.nn.functional as F  # noqa: N812
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    x = torch.from_numpy(scores).requires_grad_()
+    if kind == "index":
+        y = torch.from_numpy(targets.reshape(scores.shape[0], *scores.shape[2:])).long()
+    else:
+        y = torch.from_numpy(targets / targets.sum(axis=1, keepdims=True))
+
+    def run():
+        x.grad = None
+        F.cross_entropy(x, y).backward()
+
+    return run
+
+
+def bench_shape(shape, kind, repeats, bandwidth, threads):
+    scores, targets, labels = make_data(shape, kind)
+    ours_net = build_net(OURS, shape, targets.shape)
+    ours = run_net(ours_net, scores, targets)
+    row = {"shape": list(shape), "targets": kind, "ours_ms": median_ms(ours, repeats)}
+    row["allocated_bytes_per_iter"] = allocation_per_iteration(ours)
+    layer = ours_net.layers[list(ours_net._layer_names).index("loss")]
+    row["retained_bytes"] = layer.engine.retained_bytes()
+    row["score_blob_bytes"] = scores.nbytes
+    native_net = build_net(NATIVE, shape, labels.shape)
+    row["native_ms"] = median_ms(run_net(native_net, scores, labels), repeats)
+    torch_run = torch_runner(scores, targets, kind, threads)
+    row["torch_ms"] = median_ms(torch_run, repeats) if torch_run else None
+    moved = scores.nbytes + targets.nbytes + scores.nbytes  # read s, read t, write grad
+    row["floor_ms"] = 1e3 * moved / bandwidth
+    return row
+
+
+def example_net_ratio(repeats):
+    """Iteration time (forward+backward) of the example's conv net, native loss / our loss."""
+    from caffe import layers as L
+
+    from examples.digits_multilabel.nets import body
+
+    def net_with(loss):
+        n = caffe.NetSpec()
+        n.data, n.label = L.Input(shape=[dict(dim=[64, 1, 32, 32]), dict(dim=[64])], ntop=2)
+        body(n, n.data)
+        if loss == "ours":
+            from python_layers.netspec import softmax_loss
+
+            n.loss = softmax_loss(n.scores, n.label)
+        else:
+            n.loss = L.SoftmaxWithLoss(n.scores, n.label)
+        with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
+            f.write(str(n.to_proto()))
+        net = caffe.Net(f.name, caffe.TRAIN)
+        os.unlink(f.name)
+        net.blobs["data"].data[...] = RNG.uniform(0, 1, (64, 1, 32, 32))
+        net.blobs["label"].data[...] = RNG.integers(0, 10, 64)
+        return lambda: (net.forward(), net.backward())
+
+    runs = {loss: net_with(loss) for loss in ("ours", "native")}
+    times = {loss: [] for loss in runs}
+    for _ in range(3):  # interleave, so that drifting machine load hits both alike
+        for loss, run in runs.items():
+            times[loss].append(median_ms(run, repeats))
+    ms = {loss: min(values) for loss, values in times.items()}
+    return {
+        "ours_ms": ms["ours"],
+        "native_ms": ms["native"],
+        "speed_ratio": ms["native"] / ms["ours"],
+    }
+
+
+def fmt(value, digits=2):
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--quick", action="store_true", help="only the first two shapes")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
+    args = parser.parse_args()
+    caffe.set_mode_cpu()
+    threads = SoftmaxCrossEntropy().threads
+    bandwidth = copy_bandwidth()
+    rows = [
+        bench_shape(shape, kind, args.repeats, bandwidth, threads)
+        for shape, kind in (SHAPES[:2] if args.quick else SHAPES)
+    ]
+    print(
+        f"fwd+bwd, median of {args.repeats}; {threads} threads; copy bandwidth "
+        f"{bandwidth / 1e9:.1f} GB/s; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores\n"
+    )
+    print(
+        "| shape | targets | ours ms | native ms | torch ms | floor ms | ours/native | "
+        "ours/torch | ours/floor | alloc/iter | retained/scores |"
+    )
+    print("|---" * 11 + "|")
+    for r in rows:
+        print(
+            f"| {tuple(r['shape'])} | {r['targets']} | {fmt(r['ours_ms'])} | "
+            f"{fmt(r['native_ms'])} | {fmt(r['torch_ms'])} | {fmt(r['floor_ms'])} | "
+            f"{fmt(r['ours_ms'] / r['native_ms'])} | "
+            f"{fmt(r['torch_ms'] and r['ours_ms'] / r['torch_ms'])} | "
+            f"{fmt(r['ours_ms'] / r['floor_ms'])} | {r['allocated_bytes_per_iter'] / 1024:.1f} KiB | "
+            f"{r['retained_bytes'] / r['score_blob_bytes']:.2f} |"
+        )
+    whole = None if args.quick else example_net_ratio(args.repeats)
+    if whole:
+        print(
+            f"\nexample conv net, batch 64, fwd+bwd: native loss {whole['native_ms']:.2f} ms, "
+            f"ours {whole['ours_ms']:.2f} ms: speed ours/native = {whole['speed_ratio']:.3f}"
+        )
+    args.out.write_text(
+        json.dumps(
+            {"threads": threads, "copy_bandwidth": bandwidth, "rows": rows, "example_net": whole},
+            indent=2,
+        )
+    )
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

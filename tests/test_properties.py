@@ -1,0 +1,160 @@
+"""Property-based tests: random shapes, axes, options, target formats and loss weights, run
+through a real caffe.Net and compared with the float64 oracle and the gradient checker.
+
+`HYPOTHESIS_PROFILE=nightly pytest tests/test_properties.py` runs the long profile."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from nets import input_layer, net, softmax_loss_layer
+from oracle import reference, reference_target_grad
+
+from python_layers.params import softmax_loss_params
+from python_layers.testing import check_gradients
+
+NORMALIZATIONS = ["full", "valid", "batch_size", "none"]
+
+
+@st.composite
+def cases(draw):
+    """A scores shape with its class axis, targets of some format, options and a loss weight."""
+    ndim = draw(st.integers(2, 5))  # N plus 1-4 dims
+    classes = draw(st.integers(2, 300))
+    axis = draw(st.integers(1, ndim - 1))
+    budget = max(1, 600 // classes)  # keep nets small: positions * C <= ~600 (+ C)
+    shape = [draw(st.integers(1, 3))] + [1] * (ndim - 1)
+    for d in range(1, ndim):
+        if d != axis:
+            shape[d] = draw(st.integers(1, max(1, min(3, budget // int(np.prod(shape))))))
+    shape[axis] = classes
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    magnitude = draw(st.sampled_from([1.0, 30.0, 1e4]))
+    scores = (rng.normal(0, 1, shape) * magnitude).astype(np.float32)
+    kind = draw(st.sampled_from(["index", "khot", "real", "with_zero_rows"]))
+    options = {
+        "axis": axis - ndim if draw(st.booleans()) else axis,
+        "normalization": draw(st.sampled_from(NORMALIZATIONS)),
+    }
+    if draw(st.booleans()):
+        options["label_smoothing"] = draw(st.sampled_from([0.05, 0.3, 0.9]))
+    if draw(st.booleans()):
+        options["class_weights"] = np.round(rng.uniform(0, 3, classes), 3).tolist()
+    positions_shape = shape[:axis] + shape[axis + 1 :]
+    if kind == "index":
+        targets = rng.integers(0, classes, positions_shape).astype(np.float32)
+        if draw(st.booleans()):
+            options["ignore_label"] = int(draw(st.sampled_from([0, classes - 1, 255])))
+    else:
+        moved = rng.uniform(0.1, 2, (*positions_shape, classes))
+        moved *= rng.uniform(size=moved.shape) < (0.5 if kind == "real" else 3 / classes)
+        moved[..., 0] += kind == "khot"  # at least one positive per position
+        if kind == "khot":
+            moved = (moved > 0).astype(float)
+        if kind == "with_zero_rows":
+            moved.reshape(-1, classes)[::2] = 0
+        targets = np.moveaxis(moved, -1, axis).astype(np.float32)
+        if draw(st.booleans()):
+            options["normalize_targets"] = False
+    loss_weight = draw(st.sampled_from([1.0, 0.5, 3.7]))
+    return scores, targets, options, loss_weight
+
+
+def build(make_net, scores, targets, options, loss_weight):
+    n = make_net(
+        net(
+            input_layer(scores=scores.shape, targets=targets.shape),
+            softmax_loss_layer("scores", "targets", loss_weight=loss_weight, **options),
+        )
+    )
+    n.blobs["scores"].data[...] = scores
+    n.blobs["targets"].data[...] = targets
+    return n
+
+
+@pytest.mark.caffe
+@given(case=cases())
+def test_loss_and_both_gradients_match_the_oracle(make_net, case):
+    scores, targets, options, loss_weight = case
+    n = build(make_net, scores, targets, options, loss_weight)
+    loss = float(n.forward()["loss"])
+    n.backward()
+    ref_loss, ref_grad, _ = reference(scores, targets, **options)
+    scale = max(1.0, float(np.abs(scores).max()))  # float32 rounding of the shifted logits
+    assert loss == pytest.approx(ref_loss, rel=1e-4, abs=1e-6 * scale)
+    np.testing.assert_allclose(
+        n.blobs["scores"].diff, loss_weight * ref_grad, rtol=1e-3, atol=2e-6 * scale
+    )
+    if targets.shape == scores.shape and np.abs(scores).max() < 100:
+        rng = np.random.default_rng(0)
+        picked = rng.choice(targets.size, size=min(12, targets.size), replace=False)
+        ref_target = reference_target_grad(scores, targets, elements=picked, **options)
+        sums = np.moveaxis(targets, options["axis"], -1).sum(axis=-1)
+        valid = np.expand_dims(sums > 0, options["axis"] % scores.ndim)
+        keep = np.broadcast_to(valid, targets.shape).reshape(-1)[picked]
+        got = n.blobs["targets"].diff.reshape(-1)[picked][keep]
+        np.testing.assert_allclose(
+            got, loss_weight * ref_target.reshape(-1)[picked][keep], rtol=2e-3, atol=1e-5
+        )
+
+
+@pytest.mark.caffe
+@given(case=cases())
+def test_gradients_pass_the_gradient_checker(make_net, case):
+    scores, targets, options, loss_weight = case
+    scores = np.clip(scores, -5, 5)  # a float32 loss top resolves 1e-2 steps only when small
+    dense = targets.shape == scores.shape
+    if dense:  # keep every target a step away from 0, where targets stop being valid
+        targets = targets + np.float32(0.5)  # (and sums >> the step, for the 1/sum)
+    n = build(make_net, scores, targets, options, loss_weight)
+    # The checker differences a float32 loss: at |loss| ~ 1e3 its rounding alone is ~1e-2.
+    assume(abs(float(n.forward()["loss"])) < 30)
+    bottoms = (0, 1) if dense else (0,)
+    assert check_gradients(n, "loss", bottoms=bottoms, max_elements=8) == []
+
+
+KEYS = [
+    "axis",
+    "normalization",
+    "normalize_targets",
+    "ignore_label",
+    "label_smoothing",
+    "class_weights",
+]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(text=st.text(max_size=200))
+def test_any_param_string_gives_params_or_a_value_error(text):
+    try:
+        softmax_loss_params(text)
+    except ValueError as why:
+        assert str(why).startswith("SoftmaxLossLayer: ")
+
+
+@given(params=st.dictionaries(st.sampled_from(KEYS), json_values, max_size=4))
+def test_any_json_value_for_any_key_gives_params_or_an_error_naming_the_key(params):
+    text = json.dumps(params)
+    try:
+        parsed = softmax_loss_params(text)
+    except ValueError as why:
+        assert any(f"'{key}'" in str(why) for key in params), str(why)
+    else:
+        assert set(parsed) == set(KEYS)
+
+
+@given(depth=st.integers(1, 100_000))
+def test_deeply_nested_param_str_is_a_value_error_not_a_crash(depth):
+    with pytest.raises(ValueError, match="^SoftmaxLossLayer: param_str "):
+        softmax_loss_params("[" * depth + "]" * depth if depth % 2 else "{" * depth)
