@@ -27,9 +27,9 @@ import numpy as np
 os.environ.setdefault("GLOG_minloglevel", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import caffe  # noqa: E402
+import caffe
 
-from python_layers.softmax_math import SoftmaxCrossEntropy  # noqa: E402
+from python_layers.softmax_math import SoftmaxCrossEntropy
 
 SHAPES = [
     ((256, 1000), "dense"),
@@ -65,7 +65,7 @@ def copy_bandwidth() -> float:
 def make_data(shape, kind):
     scores = RNG.normal(0, 2, shape).astype(np.float32)
     classes = shape[1]
-    positions = (shape[0],) + tuple(shape[2:])
+    positions = (shape[0], *shape[2:])
     labels = RNG.integers(0, classes, positions).astype(np.float32)
     if kind == "index":
         return scores, labels, labels
@@ -82,7 +82,8 @@ def build_net(layer: str, scores_shape, targets_shape, phase=None):
     dims = lambda shape: " ".join(f"dim: {d}" for d in shape)  # noqa: E731
     text = (
         'layer { name: "input" type: "Input" top: "scores" top: "targets"\n'
-        f"  input_param {{ shape {{ {dims(scores_shape)} }} shape {{ {dims(targets_shape)} }} }} }}\n"
+        f"  input_param {{ shape {{ {dims(scores_shape)} }}\n"
+        f"                shape {{ {dims(targets_shape)} }} }} }}\n"
         f"{layer}"
     )
     with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
@@ -124,7 +125,7 @@ def allocation_per_iteration(run) -> int:
 def torch_runner(scores, targets, kind, threads):
     try:
         import torch
-        import torch.nn.functional as F  # noqa: N812
+        import torch.nn.functional as F
     except ImportError:
         return None
     torch.set_num_threads(threads)
@@ -229,7 +230,8 @@ def main() -> None:
             f"{fmt(r['native_ms'])} | {fmt(r['torch_ms'])} | {fmt(r['floor_ms'])} | "
             f"{fmt(r['ours_ms'] / r['native_ms'])} | "
             f"{fmt(r['torch_ms'] and r['ours_ms'] / r['torch_ms'])} | "
-            f"{fmt(r['ours_ms'] / r['floor_ms'])} | {r['allocated_bytes_per_iter'] / 1024:.1f} KiB | "
+            f"{fmt(r['ours_ms'] / r['floor_ms'])} | "
+            f"{r['allocated_bytes_per_iter'] / 1024:.1f} KiB | "
             f"{r['retained_bytes'] / r['score_blob_bytes']:.2f} |"
         )
     whole = None if args.quick else example_net_ratio(args.repeats)

@@ -156,5 +156,5 @@ def test_any_json_value_for_any_key_gives_params_or_an_error_naming_the_key(para
 
 @given(depth=st.integers(1, 100_000))
 def test_deeply_nested_param_str_is_a_value_error_not_a_crash(depth):
-    with pytest.raises(ValueError, match="^SoftmaxLossLayer: param_str "):
+    with pytest.raises(ValueError, match=r"^SoftmaxLossLayer: param_str "):
         softmax_loss_params("[" * depth + "]" * depth if depth % 2 else "{" * depth)
