@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+
+import h5py
+import numpy as np
 
 
 def input_layer(**blobs: tuple[int, ...]) -> str:
@@ -49,3 +54,51 @@ def native_softmax_loss_layer(
 def net(*layers: str, force_backward: bool = True) -> str:
     head = "force_backward: true\n" if force_backward else ""
     return head + "".join(layers)
+
+
+def write_tiny_problem(directory, rows=64, seed=0, label_width=3):
+    """A linearly separable 3-class problem with dense (scaled one-hot) targets, as HDF5."""
+    rng = np.random.default_rng(seed)
+    data = rng.normal(0, 1, (rows, 4)).astype(np.float32)
+    centers = rng.normal(0, 1, (3, 4)).astype(np.float32)
+    logits = data @ centers.T
+    targets = 2.0 * (logits == logits.max(axis=1, keepdims=True)).astype(np.float32)
+    targets = np.pad(targets, ((0, 0), (0, max(0, label_width - 3))))[:, :label_width]
+    with h5py.File(directory / "train.h5", "w") as f:
+        f["data"], f["label"] = data, targets
+    (directory / "train.txt").write_text(str(directory / "train.h5") + "\n")
+    return directory / "train.txt"
+
+
+def tiny_training_files(
+    directory, param_str="{}", max_iter=200, base_lr=0.5, batch_size=16, snapshot=0, label_width=3
+):
+    """A solver + net (HDF5Data -> InnerProduct -> SoftmaxLossLayer) for `caffe train`."""
+    listing = write_tiny_problem(directory, label_width=label_width)
+    net_path = directory / "train.prototxt"
+    net_path.write_text(
+        f'layer {{ name: "data" type: "HDF5Data" top: "data" top: "label"\n'
+        f'  hdf5_data_param {{ source: "{listing}" batch_size: {batch_size} }} }}\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "scores"\n'
+        '  inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.01 } } }\n'
+        + softmax_loss_layer("scores", "label").replace(
+            'param_str: "{}"', f"param_str: '{param_str}'"
+        )
+    )
+    solver = directory / "solver.prototxt"
+    solver.write_text(
+        f'net: "{net_path}"\nbase_lr: {base_lr}\nlr_policy: "fixed"\nmax_iter: {max_iter}\n'
+        f"display: 20\nsolver_mode: CPU\nrandom_seed: 1\nmomentum: 0.9\n"
+        f'snapshot: {snapshot}\nsnapshot_prefix: "{directory / "snap"}"\n'
+        f"snapshot_after_train: {'true' if snapshot else 'false'}\n"
+    )
+    return solver
+
+
+def run_caffe(caffe_tool, *args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the wrapper sets it
+    env["GLOG_logtostderr"] = "1"
+    env.pop("GLOG_minloglevel", None)
+    return subprocess.run(
+        [str(caffe_tool), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )

@@ -8,11 +8,10 @@ import re
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 from conftest import REPO
-from nets import input_layer, net, softmax_loss_layer
+from nets import input_layer, net, run_caffe, softmax_loss_layer, tiny_training_files
 
 
 @pytest.mark.caffe
@@ -37,48 +36,6 @@ def test_python_layer_forward_and_backward_numbers(make_net):
     assert loss == pytest.approx(-(0.5 * np.log(0.25) + 0.5 * np.log(0.75)), rel=1e-6)
     np.testing.assert_allclose(
         n.blobs["scores"].diff, 2.0 * np.array([[0.25 - 0.5, 0.75 - 0.5]]), rtol=1e-6
-    )
-
-
-def write_tiny_problem(directory, rows=64, seed=0):
-    """A linearly separable 3-class problem with dense (scaled one-hot) targets, as HDF5."""
-    rng = np.random.default_rng(seed)
-    data = rng.normal(0, 1, (rows, 4)).astype(np.float32)
-    centers = rng.normal(0, 1, (3, 4)).astype(np.float32)
-    logits = data @ centers.T
-    targets = 2.0 * (logits == logits.max(axis=1, keepdims=True)).astype(np.float32)
-    with h5py.File(directory / "train.h5", "w") as f:
-        f["data"], f["label"] = data, targets
-    (directory / "train.txt").write_text(str(directory / "train.h5") + "\n")
-    return directory / "train.txt"
-
-
-def tiny_training_files(directory, param_str="{}", max_iter=200):
-    listing = write_tiny_problem(directory)
-    net_path = directory / "train.prototxt"
-    net_path.write_text(
-        f'layer {{ name: "data" type: "HDF5Data" top: "data" top: "label"\n'
-        f'  hdf5_data_param {{ source: "{listing}" batch_size: 16 }} }}\n'
-        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "scores"\n'
-        '  inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.01 } } }\n'
-        + softmax_loss_layer("scores", "label").replace(
-            'param_str: "{}"', f"param_str: '{param_str}'"
-        )
-    )
-    solver = directory / "solver.prototxt"
-    solver.write_text(
-        f'net: "{net_path}"\nbase_lr: 0.5\nlr_policy: "fixed"\nmax_iter: {max_iter}\n'
-        "display: 20\nsolver_mode: CPU\nrandom_seed: 1\nsnapshot_after_train: false\n"
-    )
-    return solver
-
-
-def run_caffe(caffe_tool, *args, cwd):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the wrapper sets it
-    env["GLOG_logtostderr"] = "1"
-    env.pop("GLOG_minloglevel", None)
-    return subprocess.run(
-        [str(caffe_tool), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
 
 
