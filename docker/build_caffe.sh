@@ -23,6 +23,8 @@ readonly CMAKE_FLAGS=(
 )
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=docker/debian_mirror.sh
+source "$here/debian_mirror.sh"
 patches_dir="$here/patches"
 python="${PYTHON:-python3}"
 
@@ -64,15 +66,24 @@ print(numpy.get_include())
 PY
 }
 
-facts=$(python_facts) || die "cannot build pycaffe for '$python' (see above)"
-{ read -r py_version; read -r py_include; read -r py_library; read -r numpy_version; read -r numpy_include; } <<<"$facts"
+load_python_facts() {
+  local facts
+  facts=$(python_facts) || die "cannot build pycaffe for '$python' (see above)"
+  { read -r py_version; read -r py_include; read -r py_library; read -r numpy_version; read -r numpy_include; } <<<"$facts"
+}
 
 # --- The cache key: source, patches, flags, and the Python ABI we link ------------------------
 cache_key() {
   { echo "$TARBALL_SHA256"; cat "$patches_dir"/*.patch; printf '%s\n' "${CMAKE_FLAGS[@]}";
     echo "$py_version $py_library numpy${numpy_version%%.*}"; } | sha256sum | cut -c1-16
 }
-prefix="${CAFFE_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/caffe-multilabel-softmax/caffe-$(cache_key)}"
+
+if [[ -n "${CAFFE_PREFIX:-}" ]]; then
+  prefix="$CAFFE_PREFIX"  # a finished build there is reused without asking Python anything
+else
+  load_python_facts
+  prefix="${XDG_CACHE_HOME:-$HOME/.cache}/caffe-multilabel-softmax/caffe-$(cache_key)"
+fi
 marker="$prefix/.build-complete"
 
 if [[ "${1:-}" == "--print-prefix" ]]; then
@@ -86,21 +97,9 @@ if [[ -f "$marker" ]]; then
 fi
 
 # --- The source -------------------------------------------------------------------------------
-debian_mirror() {  # the first Debian archive URI the system's apt is configured with
-  [[ -n "${CAFFE_DEBIAN_MIRROR:-}" ]] && { echo "$CAFFE_DEBIAN_MIRROR"; return; }
-  local uri
-  uri=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' |
-        grep -E '/debian/?$' | head -n1 || true)
-  [[ -z "$uri" ]] && uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-        awk '$1 == "deb" || $1 == "deb-src" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z+]+:\/\//) {print $i; break}}' |
-        grep -E '/debian/?$' | head -n1 || true)
-  [[ -n "$uri" ]] || die "no Debian mirror in the system's apt sources; set CAFFE_DEBIAN_MIRROR (e.g. an archive mirror URI ending in /debian)"
-  echo "$uri"
-}
-
 download_tarball() {  # download_tarball DIR: apt-get source under a private apt configuration
   local dir=$1 mirror apt_opts
-  mirror=$(debian_mirror)
+  mirror=$(debian_mirror) || die "no Debian mirror known"
   mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/sources.list.d"
   chmod -R a+rwX "$dir"  # apt's sandbox user must be able to write here
   echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $SOURCE_SUITE main" >"$dir/sources.list"
@@ -135,6 +134,7 @@ else
   tarball="$work/apt/$TARBALL_NAME"
 fi
 verify_sha256 "$tarball"
+[[ -n "${py_version:-}" ]] || load_python_facts
 
 step "unpack and patch"
 mkdir -p "$work/src"

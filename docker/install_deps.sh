@@ -4,20 +4,20 @@
 set -euo pipefail
 
 build_packages=(
-  cmake g++ make pkg-config ca-certificates dpkg-dev
+  cmake g++ make patch pkg-config ca-certificates dpkg-dev
   protobuf-compiler libprotobuf-dev libgoogle-glog-dev libgflags-dev
   libhdf5-dev libopenblas-dev
   libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
   liblmdb-dev libleveldb-dev libsnappy-dev
   python3-dev python3-venv
 )
-# What a built Caffe links at run time (Debian 12 sonames; Ubuntu uses the same names).
+# What a built Caffe links at run time (Debian 12 names; used by the Docker image's final stage).
 runtime_packages=(
   ca-certificates libprotobuf32 libgoogle-glog0v6 libgflags2.2
-  libhdf5-103-1 libhdf5-cpp-103-1 libopenblas0
-  libboost-system1.74.0 libboost-thread1.74.0 libboost-filesystem1.74.0 libboost-python1.74.0
+  libhdf5-103-1 libhdf5-hl-100 libopenblas0
+  libboost-thread1.74.0 libboost-filesystem1.74.0 libboost-python1.74.0
   liblmdb0 libleveldb1d libsnappy1v5
-  python3 python3-venv make
+  python3 libpython3.11 make
 )
 
 packages=("${build_packages[@]}")

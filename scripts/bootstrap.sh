@@ -9,8 +9,13 @@ venv="$root/.venv"
 
 say() { echo "bootstrap: $*" >&2; }
 
-# 1. System packages (apt; uses sudo when not root, or says what to run).
-bash docker/install_deps.sh >&2
+# 1. System packages (apt; uses sudo when not root, or says what to run). With a finished
+#    Caffe already at CAFFE_PREFIX (the Docker image), only its run-time libraries are needed.
+if [[ -f "${CAFFE_PREFIX:-/nonexistent}/.build-complete" ]]; then
+  bash docker/install_deps.sh --runtime >&2
+else
+  bash docker/install_deps.sh >&2
+fi
 
 # 2. The venv, reinstalled whenever the pinned requirements or the package metadata change.
 if [[ ! -x "$venv/bin/python" ]]; then
@@ -21,9 +26,8 @@ stamp="$venv/.requirements.sha256"
 wanted=$(cat requirements.txt requirements-dev.txt setup.py pyproject.toml | sha256sum | cut -d' ' -f1)
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
   say "installing pinned Python dependencies into $venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip >&2
   "$venv/bin/python" -m pip install -q -r requirements-dev.txt >&2
-  "$venv/bin/python" -m pip install -q --no-deps -e . >&2
+  "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e . >&2
   echo "$wanted" >"$stamp"
 fi
 
