@@ -41,6 +41,14 @@ class TargetError(ValueError):
     """Targets with a bad shape or bad values (names the blob, the position and the value)."""
 
 
+class _BadScores(Exception):
+    """Internal: non-finite scores found; the caller words the error."""
+
+
+class _BadTargets(Exception):
+    """Internal: bad target values found; the caller words the error."""
+
+
 # --- Shapes --------------------------------------------------------------------------------
 
 
@@ -250,53 +258,70 @@ class SoftmaxCrossEntropy:
     def _per_position(
         self, scores: np.ndarray, targets: np.ndarray, layout: Layout
     ) -> _PerPosition:
+        """Row maxima, target scaling, masses and Z; checks the inputs on the way.
+
+        Raises the bare ``_BadScores`` / ``_BadTargets``; ``__call__`` words the error.
+        All arrays here live in reused buffers (no allocation after the first call).
+        """
         o = self.options
         shape = (layout.outer, 1, layout.inner)
         row_max = np.max(scores, axis=1, keepdims=True, out=self._buffer("row_max", shape))
         if not (np.isfinite(row_max).all() and np.isfinite(scores.min())):
-            raise FloatingPointError  # __call__ words it, with positions in the blob's shape
+            raise _BadScores
         eps, classes = o.label_smoothing, layout.classes
         weight_sum = float(classes if self.weights is None else self.weights.sum(dtype=np.float64))
+        valid = self._buffer("valid", shape, bool)
+        offset = self._buffer("offset", shape)  # eps / C at valid positions
+        mass = self._buffer("mass", shape, np.float64)  # sum_c a_c
         if layout.target_kind == "dense":
-            sums = np.sum(
-                targets,
-                axis=1,
-                keepdims=True,
-                dtype=np.float64,
-                out=self._buffer("target_sums", shape, np.float64),
-            )
+            sums = self._buffer("target_sums", shape, np.float64)
+            np.sum(targets, axis=1, keepdims=True, dtype=np.float64, out=sums)
             if not (targets.min() >= 0 and np.isfinite(sums).all()):
-                raise TargetError  # __call__ words it, with positions in the blob's shape
-            valid = sums > 0
-            scale = self._buffer("scale", shape)
+                raise _BadTargets
+            np.greater(sums, 0, out=valid)
+            scale = self._buffer("scale", shape)  # (1 - eps) / sum(t), 0 where ignored
             if o.normalize_targets:
+                scale.fill(0.0)  # where=valid leaves the ignored positions as they were
                 np.divide(1.0 - eps, sums, out=scale, where=valid, casting="unsafe")
             else:
-                scale.fill(1.0 - eps)
-            scale[~valid] = 0.0
-            offset = self._buffer("offset", shape)
+                np.multiply(valid, 1.0 - eps, out=scale, casting="unsafe")
             np.multiply(valid, eps / classes, out=offset, casting="unsafe")
-            weighted_sums = (
-                sums
-                if self.weights is None
-                else np.einsum("ocs,c->os", targets, self.weights, dtype=np.float64)[:, None, :]
-            )
-            mass = scale * weighted_sums + offset * weight_sum
+            if self.weights is None:  # mass = scale * sum_c t_c + offset * C
+                np.multiply(sums, scale, out=mass)
+            else:  # mass = scale * sum_c w_c t_c + offset * sum_c w_c
+                np.einsum("ocs,c->os", targets, self.weights, dtype=np.float64, out=mass[:, 0, :])
+                np.multiply(mass, scale, out=mass)
+            np.add(mass, eps * weight_sum / classes, out=mass, where=valid)
             divisor = _divisor(o.normalization, layout, float(np.count_nonzero(valid)))
             return _PerPosition(row_max, scale, offset, mass, None, None, divisor)
-        # index targets
-        valid = np.ones(shape, bool) if o.ignore_label is None else targets != o.ignore_label
-        labels = np.where(valid, targets, 0).astype(np.int64)
-        weights = np.ones(classes, np.float32) if self.weights is None else self.weights
-        label_weight = np.where(valid, weights[labels], 0).astype(np.float32)
-        offset = (valid * (eps / classes)).astype(np.float32)
-        mass = (1.0 - eps) * label_weight.astype(np.float64) + offset * weight_sum
+        # index targets: integral labels in [0, C) except where ignored
+        labels = self._buffer("labels", shape, np.int64)
+        np.copyto(labels, targets, casting="unsafe")  # truncates; checked just below
+        if o.ignore_label is None:
+            valid.fill(True)
+        else:
+            np.not_equal(targets, o.ignore_label, out=valid)
+            np.multiply(labels, valid, out=labels)  # ignored positions read label 0
+        integral = self._buffer("integral", shape, bool)
+        np.equal(labels, targets, out=integral)
+        np.logical_or(integral, ~valid if o.ignore_label is not None else integral, out=integral)
+        if not (integral.all() and labels.min() >= 0 and labels.max() < classes):
+            raise _BadTargets
+        label_weight = self._buffer("label_weight", shape)  # (1 - eps) w_label, 0 where ignored
+        if self.weights is None:
+            np.copyto(label_weight, valid, casting="unsafe")
+        else:
+            np.take(self.weights, labels, out=label_weight)
+            np.multiply(label_weight, valid, out=label_weight)
         if self.weights is not None and o.normalization == "valid":
             total = float(label_weight.sum(dtype=np.float64))
             divisor = total if total > 0 else 1.0  # PyTorch's weighted mean
         else:
             divisor = _divisor(o.normalization, layout, float(np.count_nonzero(valid)))
-        label_weight *= np.float32(1.0 - eps)
+        np.multiply(label_weight, np.float32(1.0 - eps), out=label_weight)
+        np.multiply(valid, eps / classes, out=offset, casting="unsafe")
+        np.multiply(valid, eps * weight_sum / classes, out=mass, casting="unsafe")
+        np.add(mass, label_weight, out=mass)
         return _PerPosition(row_max, None, offset, mass, labels, label_weight, divisor)
 
     # 2. One block of positions: everything stays in the block buffers.
@@ -373,17 +398,16 @@ class SoftmaxCrossEntropy:
         Raises :class:`TargetError` (bad targets) or ``FloatingPointError`` (non-finite
         scores) before writing anything.
         """
-        if layout.target_kind == "index":
-            check_index_targets(targets, layout.classes, self.options.ignore_label)
-            targets3 = label_view(targets, layout)
-        else:
-            targets3 = class_view(targets, layout)
+        index = layout.target_kind == "index"
+        targets3 = label_view(targets, layout) if index else class_view(targets, layout)
         scores3 = class_view(scores, layout)
         try:
             per = self._per_position(scores3, targets3, layout)
-        except FloatingPointError:
+        except _BadScores:
             raise FloatingPointError(non_finite_scores_message(scores)) from None
-        except TargetError:
+        except _BadTargets:
+            if index:
+                check_index_targets(targets, layout.classes, self.options.ignore_label)
             raise _first_bad_dense(targets) from None
         grad3 = None if grad_out is None else class_view(grad_out, layout)
         probs3 = None if probs_out is None else class_view(probs_out, layout)
