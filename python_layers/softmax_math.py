@@ -41,11 +41,11 @@ class TargetError(ValueError):
     """Targets with a bad shape or bad values (names the blob, the position and the value)."""
 
 
-class _BadScores(Exception):
+class _BadScoresError(Exception):
     """Internal: non-finite scores found; the caller words the error."""
 
 
-class _BadTargets(Exception):
+class _BadTargetsError(Exception):
     """Internal: bad target values found; the caller words the error."""
 
 
@@ -260,14 +260,14 @@ class SoftmaxCrossEntropy:
     ) -> _PerPosition:
         """Row maxima, target scaling, masses and Z; checks the inputs on the way.
 
-        Raises the bare ``_BadScores`` / ``_BadTargets``; ``__call__`` words the error.
+        Raises the bare ``_BadScoresError`` / ``_BadTargetsError``; ``__call__`` words the error.
         All arrays here live in reused buffers (no allocation after the first call).
         """
         o = self.options
         shape = (layout.outer, 1, layout.inner)
         row_max = np.max(scores, axis=1, keepdims=True, out=self._buffer("row_max", shape))
         if not (np.isfinite(row_max).all() and np.isfinite(scores.min())):
-            raise _BadScores
+            raise _BadScoresError
         eps, classes = o.label_smoothing, layout.classes
         weight_sum = float(classes if self.weights is None else self.weights.sum(dtype=np.float64))
         valid = self._buffer("valid", shape, bool)
@@ -277,7 +277,7 @@ class SoftmaxCrossEntropy:
             sums = self._buffer("target_sums", shape, np.float64)
             np.sum(targets, axis=1, keepdims=True, dtype=np.float64, out=sums)
             if not (targets.min() >= 0 and np.isfinite(sums).all()):
-                raise _BadTargets
+                raise _BadTargetsError
             np.greater(sums, 0, out=valid)
             scale = self._buffer("scale", shape)  # (1 - eps) / sum(t), 0 where ignored
             if o.normalize_targets:
@@ -306,7 +306,7 @@ class SoftmaxCrossEntropy:
         np.equal(labels, targets, out=integral)
         np.logical_or(integral, ~valid if o.ignore_label is not None else integral, out=integral)
         if not (integral.all() and labels.min() >= 0 and labels.max() < classes):
-            raise _BadTargets
+            raise _BadTargetsError
         label_weight = self._buffer("label_weight", shape)  # (1 - eps) w_label, 0 where ignored
         if self.weights is None:
             np.copyto(label_weight, valid, casting="unsafe")
@@ -403,9 +403,9 @@ class SoftmaxCrossEntropy:
         scores3 = class_view(scores, layout)
         try:
             per = self._per_position(scores3, targets3, layout)
-        except _BadScores:
+        except _BadScoresError:
             raise FloatingPointError(non_finite_scores_message(scores)) from None
-        except _BadTargets:
+        except _BadTargetsError:
             if index:
                 check_index_targets(targets, layout.classes, self.options.ignore_label)
             raise _first_bad_dense(targets) from None
