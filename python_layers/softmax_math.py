@@ -33,8 +33,8 @@ import numpy as np
 
 NORMALIZATIONS = ("full", "valid", "batch_size", "none")
 TargetKind = Literal["dense", "index"]
-BLOCK_ELEMENTS = 32768  # floats per block buffer: 128 KiB, a few of them fit in L2
-PARALLEL_ELEMENTS = 1 << 18  # below this, threads cost more than they save
+BLOCK_ELEMENTS = 262144  # floats per block buffer (1 MiB): few numpy calls per element, L3-resident
+PARALLEL_ELEMENTS = 1 << 20  # below this, threads cost more than they save
 
 
 class TargetError(ValueError):
@@ -200,6 +200,16 @@ def _divisor(normalization: str, layout: Layout, valid_count: float) -> float:
 # --- The engine ------------------------------------------------------------------------------
 
 
+def _leading(shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """Index that cuts a block buffer down to ``shape``."""
+    return tuple(slice(0, n) for n in shape)
+
+
+def _class_shape(block: np.ndarray) -> tuple[int, ...]:
+    """Shape that broadcasts a per-class vector over a (b, C) or (1, C, k) block."""
+    return (1, block.shape[1]) + (1,) * (block.ndim - 2)
+
+
 @dataclass(frozen=True)
 class Options:
     """The loss's parameters (see the README's table)."""
@@ -275,7 +285,10 @@ class SoftmaxCrossEntropy:
         mass = self._buffer("mass", shape, np.float64)  # sum_c a_c
         if layout.target_kind == "dense":
             sums = self._buffer("target_sums", shape, np.float64)
-            np.sum(targets, axis=1, keepdims=True, dtype=np.float64, out=sums)
+            # float32 pairwise sums (error ~log2(C) ulp; exact for k-hot), kept as float64
+            np.copyto(
+                sums, np.sum(targets, axis=1, keepdims=True, out=self._buffer("sums32", shape))
+            )
             if not (targets.min() >= 0 and np.isfinite(sums).all()):
                 raise _BadTargetsError
             np.greater(sums, 0, out=valid)
@@ -324,60 +337,85 @@ class SoftmaxCrossEntropy:
         np.add(mass, label_weight, out=mass)
         return _PerPosition(row_max, None, offset, mass, labels, label_weight, divisor)
 
-    # 2. One block of positions: everything stays in the block buffers.
-    def _block(self, block, scores, targets, per, grad_out, grad_scale, probs_out, worker):
-        o3, i3 = block  # slices over outer and inner
-        s = scores[o3, :, i3]  # (b, C, k)
-        b, classes, k = s.shape
-        work = self._buffer(f"work{worker}", self._block_shape)[:b, :, :k]
-        np.subtract(s, per.row_max[o3, :, i3], out=work)  # shifted = s - max
+    # 2. One block of positions: everything stays in the block buffers. A block is an index
+    #    into the (outer, C, inner) views: rows (b, C) when inner == 1, else (1, C, k).
+    def _block(self, ix, scores, targets, per, grad_out, grad_scale, probs_out, worker):
+        s = scores[ix]  # (b, C) or (1, C, k)
+        # The gradient's own block (when there is one) serves as the work space: no copy.
+        grad = None if grad_out is None else grad_out[ix]
+        work = (
+            grad
+            if grad is not None
+            else self._buffer(f"work{worker}", self._block_shape)[_leading(s.shape)]
+        )
+        np.subtract(s, per.row_max[ix], out=work)  # shifted = s - max
+        weights = None if self.weights is None else self.weights.reshape(_class_shape(s))
         # a = w (scale t + offset), and dot = sum_c a_c shifted_c
         if per.labels is None:
-            a = self._buffer(f"targets{worker}", self._block_shape)[:b, :, :k]
-            np.multiply(targets[o3, :, i3], per.scale[o3, :, i3], out=a)
+            a = self._buffer(f"targets{worker}", self._block_shape)[_leading(s.shape)]
+            np.multiply(targets[ix], per.scale[ix], out=a)
             if self.options.label_smoothing:
-                a += per.offset[o3, :, i3]
-            if self.weights is not None:
-                a *= self.weights[None, :, None]
-            dot = np.einsum("ock,ock->ok", a, work, dtype=np.float64)
+                a += per.offset[ix]
+            if weights is not None:
+                a *= weights
+            dot = self._dot(a, work, targets[ix], worker)
         else:
-            labels = per.labels[o3, :, i3]
-            dot = (np.take_along_axis(work, labels, axis=1) * per.label_weight[o3, :, i3])[:, 0, :]
+            labels = per.labels[ix]
+            dot = (np.take_along_axis(work, labels, axis=1) * per.label_weight[ix])[:, 0]
             if self.options.label_smoothing:
-                w = np.ones(classes, np.float32) if self.weights is None else self.weights
-                dot += np.einsum("ock,c->ok", work, w) * per.offset[o3, 0, i3]
+                summed = work.sum(axis=1) if weights is None else (work * weights).sum(axis=1)
+                dot += summed * per.offset[ix][:, 0]
         np.exp(work, out=work)  # work = exp(shifted)
-        sums = np.sum(work, axis=1, dtype=np.float64)  # (b, k)
-        mass = per.mass[o3, 0, i3]
+        sums = np.sum(work, axis=1, dtype=np.float64)  # (b,) or (1, k)
+        mass = per.mass[ix][:, 0]
         loss = float(np.sum(mass * np.log(sums)) - np.sum(dot, dtype=np.float64))
         if probs_out is not None:
             inverse = (1.0 / sums).astype(np.float32)  # float32, so the multiply stays float32
-            np.multiply(work, inverse[:, None, :], out=probs_out[o3, :, i3])
-        if grad_out is not None:  # grad = grad_scale * (mass * p - a)
-            grad = grad_out[o3, :, i3]
+            np.multiply(work, np.expand_dims(inverse, 1), out=probs_out[ix])
+        if grad is not None:  # grad = grad_scale * (mass * p - a), in place over exp(shifted)
             coefficient = (grad_scale * mass / sums).astype(np.float32)
-            np.multiply(work, coefficient[:, None, :], out=grad)
+            np.multiply(work, np.expand_dims(coefficient, 1), out=grad)
             if per.labels is None:
                 a *= np.float32(grad_scale)
                 grad -= a
             else:
                 if self.options.label_smoothing:
-                    w = np.ones(classes, np.float32) if self.weights is None else self.weights
-                    grad -= (grad_scale * per.offset[o3, :, i3]) * w[None, :, None]
+                    smooth = grad_scale * per.offset[ix]  # (b, 1) or (1, 1, k)
+                    grad -= smooth if weights is None else smooth * weights
                 picked = np.take_along_axis(grad, labels, axis=1)
-                picked -= np.float32(grad_scale) * per.label_weight[o3, :, i3]
+                picked -= np.float32(grad_scale) * per.label_weight[ix]
                 np.put_along_axis(grad, labels, picked, axis=1)
         return loss
 
-    def _blocks(self, layout: Layout) -> list[tuple[slice, slice]]:
-        if layout.inner == 1:  # rows of (b, C, 1)
+    def _dot(self, a: np.ndarray, shifted: np.ndarray, raw: np.ndarray, worker: int) -> np.ndarray:
+        """sum_c a_c shifted_c per position, accumulated in float64.
+
+        Sparse targets (k-hot: a few non-zeros per position, no smoothing) only touch their
+        non-zeros; otherwise a float32 product and a float64 sum over the classes.
+        """
+        if not self.options.label_smoothing:
+            mask = self._buffer(f"mask{worker}", self._block_shape, bool)[_leading(raw.shape)]
+            np.not_equal(raw, 0, out=mask)
+            flat = np.flatnonzero(mask)  # fast on bools (on floats it is ~50x slower)
+            if flat.size * 16 < raw.size:
+                products = a[mask].astype(np.float64) * shifted[mask]
+                if shifted.ndim == 2:  # (b, C): position = row
+                    return np.bincount(flat // raw.shape[1], products, minlength=raw.shape[0])
+                # (1, C, k): position = column
+                return np.bincount(flat % raw.shape[2], products, minlength=raw.shape[2])[None, :]
+        products = self._buffer(f"products{worker}", self._block_shape)[_leading(shifted.shape)]
+        np.multiply(a, shifted, out=products)
+        return np.sum(products, axis=1, dtype=np.float64)
+
+    def _blocks(self, layout: Layout) -> list[tuple]:
+        if layout.inner == 1:  # rows: (b, C) views, so that reductions run along rows
             rows = max(1, BLOCK_ELEMENTS // layout.classes)
-            self._block_shape = (min(rows, layout.outer), layout.classes, 1)
-            return [(slice(r, r + rows), slice(0, 1)) for r in range(0, layout.outer, rows)]
-        width = min(layout.inner, max(1, BLOCK_ELEMENTS // layout.classes))  # (1, C, k)
+            self._block_shape = (min(rows, layout.outer), layout.classes)
+            return [(slice(r, r + rows), slice(None), 0) for r in range(0, layout.outer, rows)]
+        width = min(layout.inner, max(1, BLOCK_ELEMENTS // layout.classes))  # (1, C, k) views
         self._block_shape = (1, layout.classes, width)
         return [
-            (slice(r, r + 1), slice(i, i + width))
+            (slice(r, r + 1), slice(None), slice(i, i + width))
             for r in range(layout.outer)
             for i in range(0, layout.inner, width)
         ]
@@ -416,8 +454,8 @@ class SoftmaxCrossEntropy:
 
         def run(worker: int, chunk: list) -> float:
             return sum(
-                self._block(block, scores3, targets3, per, grad3, scale, probs3, worker)
-                for block in chunk
+                self._block(ix, scores3, targets3, per, grad3, scale, probs3, worker)
+                for ix in chunk
             )
 
         if self.threads > 1 and scores.size >= PARALLEL_ELEMENTS and len(blocks) > 1:

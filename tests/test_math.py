@@ -130,3 +130,13 @@ def test_bad_target_shape_shows_both_shapes_and_forms():
 )
 def test_layout_detects_target_kind(targets_shape, kind):
     assert sm.layout_for((4, 3), targets_shape).target_kind == kind
+
+
+@pytest.mark.parametrize("shape,axis", [((5, 400), 1), ((2, 300, 3, 2), 1), ((3, 2, 500), 2)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sparse_khot_targets_match_oracle(shape, axis, weighted):
+    """Few non-zeros per position: the engine's sparse dot product path."""
+    scores = RNG.normal(0, 3, shape).astype(np.float32)
+    targets = khot(shape, axis, k_max=3)
+    weights = RNG.uniform(0.5, 2, shape[axis]) if weighted else None
+    compare(scores, targets, axis=axis, class_weights=weights)
