@@ -135,12 +135,6 @@ def _first_bad_dense(targets: np.ndarray) -> TargetError:
     )
 
 
-def check_dense_targets(targets: np.ndarray) -> None:
-    """Raise :class:`TargetError` unless every target is finite and >= 0 (any shape)."""
-    if targets.size and not (targets.min() >= 0 and np.isfinite(targets.sum(dtype=np.float64))):
-        raise _first_bad_dense(targets)
-
-
 def check_index_targets(labels: np.ndarray, classes: int, ignore_label: int | None) -> None:
     """Raise :class:`TargetError` unless every label is an integer in [0, C) or ignore_label."""
     good = (labels >= 0) & (labels < classes) & (labels == np.floor(labels))
@@ -178,13 +172,6 @@ def log_softmax(scores: np.ndarray, axis: int = 1) -> tuple[np.ndarray, np.ndarr
     shifted = scores - scores.max(axis=axis, keepdims=True)
     log_sum = np.log(np.exp(shifted).sum(axis=axis, keepdims=True, dtype=np.float64))
     return shifted, log_sum
-
-
-def softmax(scores: np.ndarray, axis: int = 1) -> np.ndarray:
-    """Softmax along ``axis`` in the scores' dtype, normalised with a float64 sum."""
-    probs = np.exp(scores - scores.max(axis=axis, keepdims=True))
-    probs *= (1.0 / probs.sum(axis=axis, keepdims=True, dtype=np.float64)).astype(probs.dtype)
-    return probs
 
 
 def _divisor(normalization: str, layout: Layout, valid_count: float) -> float:
