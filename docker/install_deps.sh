@@ -4,7 +4,7 @@
 set -euo pipefail
 
 build_packages=(
-  cmake g++ make patch pkg-config ca-certificates dpkg-dev
+  cmake g++ make patch pkg-config ca-certificates dpkg-dev debian-archive-keyring
   protobuf-compiler libprotobuf-dev libgoogle-glog-dev libgflags-dev
   libhdf5-dev libopenblas-dev
   libboost-system-dev libboost-thread-dev libboost-filesystem-dev libboost-python-dev
