@@ -260,41 +260,54 @@ class SoftmaxCrossEntropy:
         Raises the bare ``_BadScoresError`` / ``_BadTargetsError``; ``__call__`` words the error.
         All arrays here live in reused buffers (no allocation after the first call).
         """
-        o = self.options
         shape = (layout.outer, 1, layout.inner)
         row_max = np.max(scores, axis=1, keepdims=True, out=self._buffer("row_max", shape))
         if not (np.isfinite(row_max).all() and np.isfinite(scores.min())):
             raise _BadScoresError
-        eps, classes = o.label_smoothing, layout.classes
+        if layout.target_kind == "dense":
+            return self._dense_positions(targets, layout, shape, row_max)
+        return self._index_positions(targets, layout, shape, row_max)
+
+    def _common(self, layout: Layout, shape: tuple[int, ...]):
+        """Buffers and constants both target kinds fill: valid, offset, mass, eps, C, sum(w)."""
+        eps, classes = self.options.label_smoothing, layout.classes
         weight_sum = float(classes if self.weights is None else self.weights.sum(dtype=np.float64))
         valid = self._buffer("valid", shape, bool)
         offset = self._buffer("offset", shape)  # eps / C at valid positions
         mass = self._buffer("mass", shape, np.float64)  # sum_c a_c
-        if layout.target_kind == "dense":
-            sums = self._buffer("target_sums", shape, np.float64)
-            # float32 pairwise sums (error ~log2(C) ulp; exact for k-hot), kept as float64
-            np.copyto(
-                sums, np.sum(targets, axis=1, keepdims=True, out=self._buffer("sums32", shape))
-            )
-            if not (targets.min() >= 0 and np.isfinite(sums).all()):
-                raise _BadTargetsError
-            np.greater(sums, 0, out=valid)
-            scale = self._buffer("scale", shape)  # (1 - eps) / sum(t), 0 where ignored
-            if o.normalize_targets:
-                scale.fill(0.0)  # where=valid leaves the ignored positions as they were
-                np.divide(1.0 - eps, sums, out=scale, where=valid, casting="unsafe")
-            else:
-                np.multiply(valid, 1.0 - eps, out=scale, casting="unsafe")
-            np.multiply(valid, eps / classes, out=offset, casting="unsafe")
-            if self.weights is None:  # mass = scale * sum_c t_c + offset * C
-                np.multiply(sums, scale, out=mass)
-            else:  # mass = scale * sum_c w_c t_c + offset * sum_c w_c
-                np.einsum("ocs,c->os", targets, self.weights, dtype=np.float64, out=mass[:, 0, :])
-                np.multiply(mass, scale, out=mass)
-            np.add(mass, eps * weight_sum / classes, out=mass, where=valid)
-            divisor = _divisor(o.normalization, layout, float(np.count_nonzero(valid)))
-            return _PerPosition(row_max, scale, offset, mass, None, None, divisor)
-        # index targets: integral labels in [0, C) except where ignored
+        return valid, offset, mass, eps, classes, weight_sum
+
+    def _dense_positions(self, targets, layout, shape, row_max) -> _PerPosition:
+        """Dense targets: a_c = w_c (scale t_c + offset), scale = (1 - eps) / sum(t)."""
+        o = self.options
+        valid, offset, mass, eps, classes, weight_sum = self._common(layout, shape)
+        sums = self._buffer("target_sums", shape, np.float64)
+        # float32 pairwise sums (error ~log2(C) ulp; exact for k-hot), kept as float64
+        np.copyto(sums, np.sum(targets, axis=1, keepdims=True, out=self._buffer("sums32", shape)))
+        if not (targets.min() >= 0 and np.isfinite(sums).all()):
+            raise _BadTargetsError
+        np.greater(sums, 0, out=valid)
+        scale = self._buffer("scale", shape)  # (1 - eps) / sum(t), 0 where ignored
+        if o.normalize_targets:
+            scale.fill(0.0)  # where=valid leaves the ignored positions as they were
+            np.divide(1.0 - eps, sums, out=scale, where=valid, casting="unsafe")
+        else:
+            np.multiply(valid, 1.0 - eps, out=scale, casting="unsafe")
+        np.multiply(valid, eps / classes, out=offset, casting="unsafe")
+        if self.weights is None:  # mass = scale * sum_c t_c + offset * C
+            np.multiply(sums, scale, out=mass)
+        else:  # mass = scale * sum_c w_c t_c + offset * sum_c w_c
+            np.einsum("ocs,c->os", targets, self.weights, dtype=np.float64, out=mass[:, 0, :])
+            np.multiply(mass, scale, out=mass)
+        np.add(mass, eps * weight_sum / classes, out=mass, where=valid)
+        divisor = _divisor(o.normalization, layout, float(np.count_nonzero(valid)))
+        return _PerPosition(row_max, scale, offset, mass, None, None, divisor)
+
+    def _index_positions(self, targets, layout, shape, row_max) -> _PerPosition:
+        """Index targets: a_c = w_c ((1 - eps) [c == label] + offset)."""
+        o = self.options
+        valid, offset, mass, eps, classes, weight_sum = self._common(layout, shape)
+        # integral labels in [0, C) except where ignored
         labels = self._buffer("labels", shape, np.int64)
         np.copyto(labels, targets, casting="unsafe")  # truncates; checked just below
         if o.ignore_label is None:
