@@ -15,7 +15,7 @@ import numpy as np
 from python_layers import metrics
 
 from .data import DEFAULT_DIR
-from .nets import PROTOTXT_DIR, TOP_K, _name
+from .nets import PROTOTXT_DIR, TOP_K, prototxt_name
 
 
 def predict(weights: Path, loss: str, images: np.ndarray) -> np.ndarray:
@@ -23,7 +23,9 @@ def predict(weights: Path, loss: str, images: np.ndarray) -> np.ndarray:
     import caffe
 
     caffe.set_mode_cpu()
-    net = caffe.Net(str(PROTOTXT_DIR / _name("deploy", loss)), caffe.TEST, weights=str(weights))
+    net = caffe.Net(
+        str(PROTOTXT_DIR / prototxt_name("deploy", loss)), caffe.TEST, weights=str(weights)
+    )
     batch = net.blobs["data"].data.shape[0]
     probs = []
     for start in range(0, len(images), batch):

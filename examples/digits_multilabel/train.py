@@ -26,7 +26,7 @@ from google.protobuf import text_format
 
 from . import data
 from .evaluate import evaluate
-from .nets import PROTOTXT_DIR, _name
+from .nets import PROTOTXT_DIR, prototxt_name
 
 CAFFE_TOOL = Path(sys.prefix) / "bin" / "caffe"  # the wrapper scripts/bootstrap.sh writes
 PROGRESS = re.compile(r"Iteration \d+.*loss = |Test net output|Error|error|Traceback|Check failed")
@@ -48,7 +48,7 @@ def write_run_files(
 ) -> Path:
     """Copy the committed solver and net into ``run_dir`` with this run's settings."""
     solver = text_format.Parse(
-        (PROTOTXT_DIR / _name("solver", loss)).read_text(), caffe_pb2.SolverParameter()
+        (PROTOTXT_DIR / prototxt_name("solver", loss)).read_text(), caffe_pb2.SolverParameter()
     )
     net = text_format.Parse(Path(solver.net).read_text(), caffe_pb2.NetParameter())
     for layer in net.layer:
