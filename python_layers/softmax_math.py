@@ -31,6 +31,11 @@ from typing import Literal
 
 import numpy as np
 
+try:  # the fused per-row kernels; without numba the numpy blocks compute the same thing
+    from . import _fused
+except ImportError:  # pragma: no cover - numba is a pinned dependency
+    _fused = None
+
 NORMALIZATIONS = ("full", "valid", "batch_size", "none")
 TargetKind = Literal["dense", "index"]
 BLOCK_ELEMENTS = 262144  # floats per block buffer (1 MiB): few numpy calls per element, L3-resident
@@ -233,8 +238,14 @@ class SoftmaxCrossEntropy:
     into ``grad_out`` and the softmax into ``probs_out`` (both the scores' shape).
     """
 
-    def __init__(self, options: Options = Options(), threads: int | None = None):
+    def __init__(
+        self, options: Options = Options(), threads: int | None = None, fused: bool | None = None
+    ):
+        """``fused``: use the numba kernels for (N, C) layouts (default: when available)."""
         self.options = options
+        self.fused = (_fused is not None) if fused is None else fused
+        if self.fused and _fused is None:
+            raise ImportError("fused=True needs numba, which is not importable")
         weights = options.class_weights
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
         self.threads = threads or min(os.cpu_count() or 1, 8)
@@ -407,6 +418,33 @@ class SoftmaxCrossEntropy:
         np.multiply(a, shifted, out=products)
         return np.sum(products, axis=1, dtype=np.float64)
 
+    def _fused_rows(self, scores, targets, per, grad, grad_scale, probs) -> float:
+        """The (N, C) case in one numba pass; (N, 1, 1)-shaped per-position arrays flattened."""
+        classes = scores.shape[1]
+        dense = per.labels is None
+        unused = self._buffer("unused", (1, 1))  # stands in for arrays a call does not use
+        weights = self.weights
+        if weights is None:
+            weights = self._buffer("ones", (classes,))
+            weights.fill(1.0)
+        return _fused.rows(
+            scores[:, :, 0],
+            per.row_max[:, 0, 0],
+            targets[:, :, 0] if dense else unused,
+            self._buffer("no_labels", (1,), np.int64) if dense else per.labels[:, 0, 0],
+            per.scale[:, 0, 0] if dense else self._buffer("no_scale", (1,)),
+            per.offset[:, 0, 0],
+            self._buffer("no_weight", (1,)) if dense else per.label_weight[:, 0, 0],
+            per.mass[:, 0, 0],
+            weights,
+            grad_scale,
+            unused if grad is None else grad[:, :, 0],
+            unused if probs is None else probs[:, :, 0],
+            dense,
+            grad is not None,
+            probs is not None,
+        )
+
     def _blocks(self, layout: Layout) -> list[tuple]:
         if layout.inner == 1:  # rows: (b, C) views, so that reductions run along rows
             rows = max(1, BLOCK_ELEMENTS // layout.classes)
@@ -450,6 +488,8 @@ class SoftmaxCrossEntropy:
         grad3 = None if grad_out is None else class_view(grad_out, layout)
         probs3 = None if probs_out is None else class_view(probs_out, layout)
         scale = grad_scale / per.divisor
+        if self.fused and layout.inner == 1:
+            return self._fused_rows(scores3, targets3, per, grad3, scale, probs3) / per.divisor
         blocks = self._blocks(layout)
 
         def run(worker: int, chunk: list) -> float:

@@ -9,6 +9,16 @@ from python_layers import softmax_math as sm
 RNG = np.random.default_rng(0)
 
 
+@pytest.fixture(autouse=True, params=["fused", "numpy"])
+def engine_path(request, monkeypatch):
+    """Every test here runs on both engine paths: numba's fused rows and numpy's blocks."""
+    if request.param == "numpy":
+        monkeypatch.setattr(sm, "_fused", None)
+    elif sm._fused is None:
+        pytest.skip("numba is not importable")
+    return request.param
+
+
 def khot(shape, axis=1, k_max=3, rng=RNG):
     """Random k-hot targets (k in 1..k_max) along ``axis``."""
     moved = np.moveaxis(np.zeros(shape, np.float32), axis, -1)
