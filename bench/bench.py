@@ -197,6 +197,20 @@ def example_net_ratio(repeats):
     }
 
 
+def example_net_in_fresh_process(repeats: int) -> dict:
+    """:func:`example_net_ratio` in its own process: threads that PyTorch's or numba's OpenMP
+    runtimes left behind in this one would otherwise compete with Caffe's OpenBLAS."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, __file__, "--example-net-only", f"--repeats={repeats}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def fmt(value, digits=2):
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -206,8 +220,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="only the first two shapes")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
+    parser.add_argument("--example-net-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     caffe.set_mode_cpu()
+    if args.example_net_only:
+        print(json.dumps(example_net_ratio(args.repeats)))
+        return
     threads = SoftmaxCrossEntropy().threads
     bandwidth = copy_bandwidth()
     rows = [
@@ -234,7 +252,7 @@ def main() -> None:
             f"{r['allocated_bytes_per_iter'] / 1024:.1f} KiB | "
             f"{r['retained_bytes'] / r['score_blob_bytes']:.2f} |"
         )
-    whole = None if args.quick else example_net_ratio(args.repeats)
+    whole = None if args.quick else example_net_in_fresh_process(args.repeats)
     if whole:
         print(
             f"\nexample conv net, batch 64, fwd+bwd: native loss {whole['native_ms']:.2f} ms, "

@@ -427,7 +427,8 @@ class SoftmaxCrossEntropy:
         if weights is None:
             weights = self._buffer("ones", (classes,))
             weights.fill(1.0)
-        return _fused.rows(
+        kernel = _fused.rows_parallel if scores.size >= PARALLEL_ELEMENTS else _fused.rows_serial
+        return kernel(
             scores[:, :, 0],
             per.row_max[:, 0, 0],
             targets[:, :, 0] if dense else unused,

@@ -150,3 +150,13 @@ def test_sparse_khot_targets_match_oracle(shape, axis, weighted):
     targets = khot(shape, axis, k_max=3)
     weights = RNG.uniform(0.5, 2, shape[axis]) if weighted else None
     compare(scores, targets, axis=axis, class_weights=weights)
+
+
+@pytest.mark.parametrize("kind", ["khot", "index"])
+def test_large_inputs_match_oracle(kind):
+    """Over a million scores: the multi-threaded kernels (numba's and the numpy blocks')."""
+    shape = (80, 14000)
+    scores = RNG.normal(0, 3, shape).astype(np.float32)
+    labels = RNG.integers(0, shape[1], shape[0])
+    targets = khot(shape) if kind == "khot" else labels.astype(np.float32)
+    compare(scores, targets, label_smoothing=0.05)
