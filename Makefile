@@ -20,7 +20,8 @@ lint: env
 	$(VENV)/bin/ruff format --check .
 
 clean:  ## remove the venv and outputs (the Caffe cache stays: see README)
-	rm -rf $(VENV) runs .pytest_cache build *.egg-info
+	@# literal paths inside the clone, never a variable a user or the environment could set
+	rm -rf ./.venv ./runs ./.pytest_cache ./build ./*.egg-info
 
 .PHONY: train experiment
 train: env  ## the example: build data, train with .venv/bin/caffe, evaluate, write runs/<name>/

@@ -6,7 +6,9 @@
 #
 # Environment:
 #   PYTHON                the interpreter pycaffe is built for (default: python3); it needs numpy 2.x
-#   CAFFE_PREFIX          install prefix (default: a cache directory keyed by everything that matters)
+#   CAFFE_PREFIX          install prefix (default: a cache directory keyed by everything that matters);
+#                         it must not exist, be empty, or hold a finished build of this script:
+#                         the script never deletes anything it did not create
 #   CAFFE_SOURCE_TARBALL  use this orig tarball instead of downloading it (its sha256 is still checked)
 #   CAFFE_DEBIAN_MIRROR   Debian mirror to fetch bullseye sources from (default: the system's own)
 set -euo pipefail
@@ -78,12 +80,18 @@ cache_key() {
     echo "$py_version $py_library numpy${numpy_version%%.*}"; } | sha256sum | cut -c1-16
 }
 
+cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/caffe-multilabel-softmax"
 if [[ -n "${CAFFE_PREFIX:-}" ]]; then
   prefix="$CAFFE_PREFIX"  # a finished build there is reused without asking Python anything
+  [[ "$prefix" == /* ]] || prefix="$PWD/$prefix"
+  prefix_is_ours=0  # the user's directory: never deleted, whatever it holds
 else
   load_python_facts
-  prefix="${XDG_CACHE_HOME:-$HOME/.cache}/caffe-multilabel-softmax/caffe-$(cache_key)"
+  prefix="$cache_root/caffe-$(cache_key)"
+  prefix_is_ours=1  # inside our own cache namespace
 fi
+prefix="${prefix%/}"
+[[ -n "$prefix" ]] || die "CAFFE_PREFIX=/ is not a place to install into; give a new directory"
 marker="$prefix/.build-complete"
 
 if [[ "${1:-}" == "--print-prefix" ]]; then
@@ -95,6 +103,36 @@ if [[ -f "$marker" ]]; then
   echo "$prefix"
   exit 0
 fi
+
+# --- Where the build may go: checked before anything is fetched or built ----------------------
+# The build is installed into a staging directory beside the prefix (DESTDIR) and renamed into
+# place only when complete, so an interrupted build never sits at the prefix; a staging
+# directory holds an owner file naming the process that made it.
+readonly OWNER_FILE=".caffe-multilabel-softmax-staging"
+if [[ -e "$prefix" && ! -d "$prefix" ]]; then
+  die "CAFFE_PREFIX=$prefix exists and is not a directory; choose a path that does not exist yet"
+fi
+if [[ -d "$prefix" && -n "$(ls -A "$prefix")" ]]; then
+  if [[ $prefix_is_ours -eq 0 ]]; then
+    die "CAFFE_PREFIX=$prefix is not empty and holds no finished build of this script
+  ($marker is missing). The script never deletes a directory it did not create:
+  choose a new or empty directory (e.g. CAFFE_PREFIX=$prefix/caffe), or unset CAFFE_PREFIX
+  to use the cache at $cache_root"
+  fi
+  # A half-finished build of ours, left by an earlier version of this script: ours to remove.
+  log "removing an unfinished build in our cache: $prefix"
+  rm -rf "$prefix"
+fi
+parent=$(dirname "$prefix")
+mkdir -p "$parent" || die "cannot create $parent (the parent of the prefix)"
+for stale in "$parent/.$(basename "$prefix").staging."*; do  # killed builds of ours (kill -9)
+  [[ -f "$stale/$OWNER_FILE" ]] || continue
+  owner=$(cat "$stale/$OWNER_FILE")
+  if ! kill -0 "$owner" 2>/dev/null; then
+    log "removing an interrupted build's staging directory: $stale"
+    rm -rf "$stale"
+  fi
+done
 
 # --- The source -------------------------------------------------------------------------------
 download_tarball() {  # download_tarball DIR: apt-get source under a private apt configuration
@@ -123,17 +161,29 @@ verify_sha256() {  # verify_sha256 FILE
 }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/build-caffe.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+staging=$(mktemp -d "$parent/.$(basename "$prefix").staging.XXXXXX")
+echo "$$" >"$staging/$OWNER_FILE"
+trap 'rm -rf "$work" "$staging"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 step "source"
+kept_tarball="$cache_root/sources/$TARBALL_NAME"  # verified downloads are kept for rebuilds
 if [[ -n "${CAFFE_SOURCE_TARBALL:-}" ]]; then
   [[ -f "$CAFFE_SOURCE_TARBALL" ]] || die "CAFFE_SOURCE_TARBALL=$CAFFE_SOURCE_TARBALL is not a file"
   tarball="$CAFFE_SOURCE_TARBALL"
+  verify_sha256 "$tarball"
+elif [[ -f "$kept_tarball" ]]; then
+  log "using the source kept from an earlier download: $kept_tarball"
+  tarball="$kept_tarball"
+  verify_sha256 "$tarball"
 else
   download_tarball "$work/apt"
   tarball="$work/apt/$TARBALL_NAME"
+  verify_sha256 "$tarball"
+  mkdir -p "$(dirname "$kept_tarball")"
+  cp "$tarball" "$kept_tarball.partial" && mv "$kept_tarball.partial" "$kept_tarball"
 fi
-verify_sha256 "$tarball"
 [[ -n "${py_version:-}" ]] || load_python_facts
 
 step "unpack and patch"
@@ -145,10 +195,8 @@ for patch_file in "$patches_dir"/*.patch; do
   patch -d "$work/src" -p1 --forward --quiet <"$patch_file" || die "patch $(basename "$patch_file") does not apply"
 done
 
-# --- Configure, build, install into the final prefix (Caffe bakes it into RUNPATH) -------------
+# --- Configure for the final prefix (Caffe bakes it into RUNPATH), install into staging ---------
 step "configure (Python $py_version, numpy $numpy_version, prefix $prefix)"
-rm -rf "$prefix"
-mkdir -p "$prefix"
 cmake -S "$work/src" -B "$work/build" "${CMAKE_FLAGS[@]}" \
   -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_RPATH="$prefix/lib" \
   -DPYTHON_EXECUTABLE="$(command -v "$python")" -DPYTHON_INCLUDE_DIR="$py_include" \
@@ -159,18 +207,22 @@ step "compile with $(nproc) jobs (about 5 minutes on 2 cores)"
 cmake --build "$work/build" -j "$(nproc)" >"$work/build.log" 2>&1 ||
   { tail -n 60 "$work/build.log" >&2; die "compile failed (log above)"; }
 
-step "install"
-cmake --install "$work/build" >"$work/install.log" 2>&1 ||
+step "install (staged in $staging)"
+DESTDIR="$staging" cmake --install "$work/build" >"$work/install.log" 2>&1 ||
   { tail -n 20 "$work/install.log" >&2; die "install failed"; }
-[[ -x "$prefix/bin/caffe" && -f "$prefix/python/caffe/_caffe.so" ]] ||
-  die "install incomplete: $prefix/bin/caffe or $prefix/python/caffe/_caffe.so missing"
+staged="$staging$prefix"
+[[ -x "$staged/bin/caffe" && -f "$staged/python/caffe/_caffe.so" ]] ||
+  die "install incomplete: bin/caffe or python/caffe/_caffe.so missing in $staged"
 
 step "smoke test"
-PYTHONPATH="$prefix/python" "$python" -c \
+LD_LIBRARY_PATH="$staged/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" PYTHONPATH="$staged/python" "$python" -c \
   "import caffe; assert 'Python' in caffe.layer_type_list(), 'no Python layer'; print('pycaffe OK')" >&2 ||
   die "the built pycaffe does not import or lacks the Python layer"
 
-date -u +%FT%TZ >"$marker"  # written last: an interrupted build is never reused
+date -u +%FT%TZ >"$staged/.build-complete"
+# Into place in one rename (same file system). The prefix may exist only as an empty directory.
+[[ -d "$prefix" ]] && { rmdir "$prefix" || die "$prefix is no longer empty; the build stays in $staged"; }
+mv -T "$staged" "$prefix" || die "cannot move the finished build from $staged to $prefix"
 step
 log "Caffe installed at $prefix"
 echo "$prefix"

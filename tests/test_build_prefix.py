@@ -1,0 +1,136 @@
+"""docker/build_caffe.sh never deletes what it did not create, and an interrupted build is never
+reused. The script runs for real on the pinned source (kept by the first build in the cache);
+a stand-in `cmake` on PATH stops it at the configure step, so no test compiles anything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+SCRIPT = REPO / "docker" / "build_caffe.sh"
+TARBALL = "caffe_1.0.0+git20180821.99bd997.orig.tar.gz"
+
+
+@pytest.fixture
+def pinned_tarball() -> Path:
+    """The verified source that build_caffe.sh keeps after its first download."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    path = cache / "caffe-multilabel-softmax" / "sources" / TARBALL
+    if not path.exists():
+        message = f"{path} is missing; `make env` builds Caffe and keeps its source there"
+        if os.environ.get("REQUIRE_CAFFE") == "1":
+            pytest.fail(f"REQUIRE_CAFFE=1: {message}", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def fake_cmake(tmp_path: Path, body: str) -> dict[str, str]:
+    """An environment whose `cmake` is a shell script with ``body``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    cmake = bin_dir / "cmake"
+    cmake.write_text("#!/bin/sh\n" + body + "\n")
+    cmake.chmod(0o755)
+    return dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", PYTHON=sys.executable)
+
+
+def build(env: dict[str, str], **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SCRIPT)],
+        env={**env, **extra},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def staging_dirs(parent: Path) -> list[Path]:
+    return sorted(p for p in parent.iterdir() if ".staging." in p.name)
+
+
+def test_a_non_empty_prefix_is_refused_and_kept(tmp_path, pinned_tarball):
+    """The way the defect was found: a directory with a file in it must survive."""
+    prefix = tmp_path / "mine"
+    prefix.mkdir()
+    (prefix / "keep.txt").write_text("precious")
+    env = fake_cmake(tmp_path, 'echo "cmake must not be reached" >&2; exit 1')
+    done = build(env, CAFFE_PREFIX=str(prefix), CAFFE_SOURCE_TARBALL=str(pinned_tarball))
+    assert done.returncode != 0
+    assert f"CAFFE_PREFIX={prefix} is not empty" in done.stderr, done.stderr
+    assert "never deletes a directory it did not create" in done.stderr
+    assert "cmake must not be reached" not in done.stderr
+    assert (prefix / "keep.txt").read_text() == "precious"
+    assert staging_dirs(tmp_path) == []
+
+
+def test_a_prefix_that_is_a_file_is_refused(tmp_path, pinned_tarball):
+    prefix = tmp_path / "a_file"
+    prefix.write_text("precious")
+    done = build(fake_cmake(tmp_path, "exit 1"), CAFFE_PREFIX=str(prefix))
+    assert done.returncode != 0
+    assert f"CAFFE_PREFIX={prefix} exists and is not a directory" in done.stderr
+    assert prefix.read_text() == "precious"
+
+
+def _start_and_stop_at_configure(tmp_path: Path, prefix: Path, tarball: Path, sig: int):
+    """Start a build whose configure step blocks, then send ``sig`` to its process group."""
+    reached = tmp_path / "configure-reached"
+    env = fake_cmake(tmp_path, f'touch "{reached}"; exec sleep 300')
+    process = subprocess.Popen(
+        ["bash", str(SCRIPT)],
+        env={**env, "CAFFE_PREFIX": str(prefix), "CAFFE_SOURCE_TARBALL": str(tarball)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not reached.exists():
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "the build never reached configure"
+        time.sleep(0.1)
+    os.killpg(process.pid, sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    return stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_an_interrupted_build_leaves_nothing_a_later_run_would_reuse(tmp_path, pinned_tarball, sig):
+    prefix = tmp_path / "caffe"
+    _start_and_stop_at_configure(tmp_path, prefix, pinned_tarball, sig)
+    assert not prefix.exists()  # the build was never at the prefix
+    left = staging_dirs(tmp_path)
+    if sig == signal.SIGINT:
+        assert left == []  # the script cleaned up after itself
+    else:
+        assert len(left) == 1 and not (left[0] / ".build-complete").exists()
+    # A later run does not reuse anything, and removes a killed run's staging directory.
+    again = build(fake_cmake(tmp_path, "exit 1"), CAFFE_PREFIX=str(prefix))
+    assert "reusing" not in again.stderr
+    assert again.returncode != 0 and "cmake configure failed" in again.stderr, again.stderr
+    if sig == signal.SIGKILL:
+        assert f"removing an interrupted build's staging directory: {left[0]}" in again.stderr
+    assert not prefix.exists()
+    assert staging_dirs(tmp_path) == []
+
+
+def test_an_empty_prefix_directory_gets_as_far_as_configure(tmp_path, pinned_tarball):
+    """An empty directory is a valid prefix (the user made it for us); it is left as it was."""
+    prefix = tmp_path / "empty"
+    prefix.mkdir()
+    done = build(
+        fake_cmake(tmp_path, "exit 1"),
+        CAFFE_PREFIX=str(prefix),
+        CAFFE_SOURCE_TARBALL=str(pinned_tarball),
+    )
+    assert "cmake configure failed" in done.stderr, done.stderr
+    assert prefix.is_dir() and list(prefix.iterdir()) == []
+    assert staging_dirs(tmp_path) == []
