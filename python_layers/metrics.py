@@ -62,11 +62,47 @@ def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
     return float(np.nanmean(ap)) if np.isfinite(ap).any() else 0.0
 
 
-def summary(scores: np.ndarray, targets: np.ndarray, k: int) -> dict[str, float]:
-    """The four numbers the metrics layer reports."""
+LAYER_TOPS = ("precision_at_1", "precision_at_k", "recall_at_k", "map")
+
+
+def layer_metrics(scores: np.ndarray, targets: np.ndarray, k: int) -> dict[str, float]:
+    """The metrics layer's four numbers, keyed by its top names (:data:`LAYER_TOPS`).
+
+    The names do not contain k, so k = 1 still gives four entries (two equal precisions).
+    """
     return {
         "precision_at_1": precision_at_k(scores, targets, 1),
-        f"precision_at_{k}": precision_at_k(scores, targets, k),
-        f"recall_at_{k}": recall_at_k(scores, targets, k),
+        "precision_at_k": precision_at_k(scores, targets, k),
+        "recall_at_k": recall_at_k(scores, targets, k),
         "map": mean_average_precision(scores, targets),
     }
+
+
+def summary(scores: np.ndarray, targets: np.ndarray, k: int) -> dict[str, float]:
+    """The same numbers for reports, k spelled out: precision_at_1, precision_at_{k}, ...
+
+    With k = 1 the first two names coincide (and so do their values).
+    """
+    values = layer_metrics(scores, targets, k)
+    return {
+        "precision_at_1": values["precision_at_1"],
+        f"precision_at_{k}": values["precision_at_k"],
+        f"recall_at_{k}": values["recall_at_k"],
+        "map": values["map"],
+    }
+
+
+def relevance_from_labels(
+    labels: np.ndarray, classes: int, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """(N, K) label lists (-1 padded; optional weights) -> (N, C) bools, the relevant classes.
+
+    A listed class is relevant unless all its listed weights are 0.
+    """
+    relevant = np.zeros((labels.shape[0], classes), dtype=bool)
+    listed = labels >= 0
+    if weights is not None:
+        listed &= weights > 0
+    rows = np.nonzero(listed)[0]
+    relevant[rows, labels[listed].astype(np.int64)] = True
+    return relevant

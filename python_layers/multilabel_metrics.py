@@ -4,10 +4,10 @@ Prototxt::
 
     layer {
       name: "metrics"  type: "Python"
-      bottom: "scores"  bottom: "label"
+      bottom: "scores"  bottom: "labels"       # optional third bottom: "label_weights"
       top: "precision_at_1"  top: "precision_at_k"  top: "recall_at_k"  top: "map"
       python_param { module: "python_layers.multilabel_metrics"  layer: "MultiLabelMetricsLayer"
-                     param_str: '{"k": 3}' }
+                     param_str: '{"k": 3, "targets": "labels"}' }
       include { phase: TEST }
     }
 
@@ -19,8 +19,11 @@ come from ``examples.digits_multilabel.evaluate``.
 from __future__ import annotations
 
 import caffe
+import numpy as np
 
 from . import metrics
+from .loss import layout as layouts
+from .loss import targets as checks
 from .params import multilabel_metrics_params
 
 LAYER = "MultiLabelMetricsLayer"
@@ -31,36 +34,76 @@ class MultiLabelMetricsLayer(caffe.Layer):
 
     Bottoms:
       0. scores:  (N, C) (trailing singleton dims allowed), higher is more likely.
-      1. targets: dense, the scores' shape; a class is relevant where its target is > 0.
-    Tops (scalars): precision@1, precision@k, recall@k, mAP over the batch's classes.
+      1. targets, in the form of param_str key ``targets`` (as for SoftmaxLossLayer):
+         dense (N, C), a class relevant where its target is > 0; index (N,), one label per
+         sample; or ``"labels"``: label lists (N, K), class indices padded with -1.
+      2. label_weights (optional, label lists only): (N, K); a listed class whose weights
+         are all 0 is not relevant.
+    Tops (scalars, in this order): precision_at_1, precision_at_k, recall_at_k, map.
     No backward (metrics are not differentiated).
     """
 
     def setup(self, bottom, top) -> None:
-        self.k = multilabel_metrics_params(self.param_str)["k"]
-        if len(bottom) != 2 or len(top) != 4:
+        params = multilabel_metrics_params(self.param_str)
+        self.k, self.form = params["k"], params["targets"]
+        if len(bottom) == 3 and self.form != "labels":
             raise ValueError(
-                f"{LAYER}: needs 2 bottoms (scores, targets) and 4 tops (precision_at_1, "
-                f"precision_at_k, recall_at_k, map); got {len(bottom)} and {len(top)}"
+                f'{LAYER}: a third bottom (label_weights) needs "targets": "labels" in '
+                f'param_str; got "targets": "{self.form}"'
+            )
+        if len(bottom) not in (2, 3) or len(top) != len(metrics.LAYER_TOPS):
+            raise ValueError(
+                f"{LAYER}: needs 2 bottoms (scores, targets) or 3 (scores, labels, "
+                f"label_weights) and 4 tops ({', '.join(metrics.LAYER_TOPS)}); got "
+                f"{len(bottom)} and {len(top)}"
             )
 
     def reshape(self, bottom, top) -> None:
-        scores, targets = bottom[0].data, bottom[1].data
-        if scores.reshape(scores.shape[0], -1).shape != targets.reshape(targets.shape[0], -1).shape:
+        try:
+            self.layout = layouts.layout_for(
+                bottom[0].data.shape, bottom[1].data.shape, 1, self.form
+            )
+        except ValueError as why:
+            raise ValueError(f"{LAYER}: {why}") from None
+        if self.layout.inner != 1:
             raise ValueError(
-                f"{LAYER}: bottom[1] (targets) has shape {targets.shape}; expected dense targets "
-                f"of the scores' shape {scores.shape}"
+                f"{LAYER}: scores of shape {bottom[0].data.shape} have dims after the class "
+                "axis; metrics are per sample: give (N, C) scores"
+            )
+        if len(bottom) == 3 and bottom[2].data.shape != bottom[1].data.shape:
+            raise ValueError(
+                f"{LAYER}: bottom[2] (label_weights) has shape {bottom[2].data.shape}; "
+                f"expected the labels' shape {bottom[1].data.shape}"
             )
         for index in range(len(top)):  # pycaffe's blob vectors can be indexed, not iterated
             top[index].reshape()
 
+    def _relevant(self, bottom) -> np.ndarray:
+        """(N, C) bools: the classes each sample's targets mark as relevant."""
+        layout, targets = self.layout, bottom[1].data
+        if layout.target_kind == "dense":
+            return targets.reshape(layout.outer, layout.classes) > 0
+        try:
+            if layout.target_kind == "index":
+                checks.check_index_targets(targets, layout.classes, None)
+                return metrics.relevance_from_labels(targets.reshape(-1, 1), layout.classes)
+            weights = bottom[2].data if len(bottom) == 3 else None
+            checks.check_label_lists(targets, weights, layout.classes)
+        except ValueError as why:
+            raise ValueError(f"{LAYER}: {why}") from None
+        shape = (layout.outer, layout.labels_per_row)
+        if weights is not None:
+            weights = weights.reshape(shape)
+        return metrics.relevance_from_labels(targets.reshape(shape), layout.classes, weights)
+
     def forward(self, bottom, top) -> None:
-        # scores, targets: (N, C, ...) -> (N, C)
-        scores = bottom[0].data.reshape(bottom[0].data.shape[0], -1)
-        targets = bottom[1].data.reshape(scores.shape)
-        values = metrics.summary(scores, targets, self.k)
-        for index, value in enumerate(values.values()):
-            top[index].data[...] = value
+        # 1. scores (N, C, ...) -> (N, C); targets of any form -> relevant classes (N, C).
+        scores = bottom[0].data.reshape(self.layout.outer, self.layout.classes)
+        relevant = self._relevant(bottom)
+        # 2. The metrics, written to the tops by name.
+        values = metrics.layer_metrics(scores, relevant, self.k)
+        for index, name in enumerate(metrics.LAYER_TOPS):
+            top[index].data[...] = values[name]
 
     def backward(self, top, propagate_down, bottom) -> None:
         for index, needed in enumerate(propagate_down):

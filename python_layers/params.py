@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .softmax_math import NORMALIZATIONS
+from .loss.engine import NORMALIZATIONS
+from .loss.layout import TARGET_FORMS
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ SOFTMAX_LOSS_KEYS = {
     "ignore_label": Key(None, optional_integer),
     "label_smoothing": Key(0.0, fraction_below_one),
     "class_weights": Key(None, optional_weights),
+    "targets": Key("auto", one_of(*TARGET_FORMS)),
+    "target_gradient": Key(True, boolean),
 }
 
 
@@ -155,7 +158,10 @@ def softmax_loss_params(text: str) -> dict[str, Any]:
     return parse_params(text, "SoftmaxLossLayer", SOFTMAX_LOSS_KEYS)
 
 
-MULTILABEL_METRICS_KEYS = {"k": Key(3, positive_integer)}
+MULTILABEL_METRICS_KEYS = {
+    "k": Key(3, positive_integer),
+    "targets": Key("auto", one_of(*TARGET_FORMS)),
+}
 
 
 def multilabel_metrics_params(text: str) -> dict[str, Any]:

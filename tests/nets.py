@@ -19,12 +19,20 @@ def input_layer(**blobs: tuple[int, ...]) -> str:
 
 
 def softmax_loss_layer(
-    scores: str, targets: str, tops=("loss",), loss_weight=1.0, name="loss", **params
+    scores_blob: str,
+    targets_blob: str,
+    tops=("loss",),
+    loss_weight=1.0,
+    name="loss",
+    extra_bottoms=(),
+    **params,
 ) -> str:
     top_lines = "".join(f'  top: "{t}"\n' for t in tops)
     weights = "".join(f"  loss_weight: {w}\n" for w in [loss_weight] + [0] * (len(tops) - 1))
+    extra = "".join(f'  bottom: "{b}"\n' for b in extra_bottoms)
     return (
-        f'layer {{\n  name: "{name}"  type: "Python"\n  bottom: "{scores}"  bottom: "{targets}"\n'
+        f'layer {{\n  name: "{name}"  type: "Python"\n  bottom: "{scores_blob}"  bottom: "{targets_blob}"\n'
+        f"{extra}"
         f'{top_lines}  python_param {{\n    module: "python_layers.softmax_loss"\n'
         f'    layer: "SoftmaxLossLayer"\n    param_str: {json.dumps(json.dumps(params))}\n  }}\n'
         f"{weights}}}\n"

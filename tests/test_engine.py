@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from python_layers import softmax_math as sm
+from python_layers.loss import engine
 
 RNG = np.random.default_rng(7)
 
@@ -65,22 +66,56 @@ def test_buffers_are_reallocated_on_reshape():
         assert engine._buffers["row_max"].shape == (shape[0], 1, 1)
 
 
-@pytest.mark.parametrize("kind", ["dense", "index"])
-def test_threads_and_block_size_do_not_change_results(kind, monkeypatch):
-    scores, targets = dense_case((64, 9000))
-    if kind == "index":
-        targets = targets.argmax(axis=1).astype(np.float32)
-    layout = sm.layout_for(scores.shape, targets.shape)
-    results = []
-    for threads, block in [(1, sm.BLOCK_ELEMENTS), (2, sm.BLOCK_ELEMENTS), (2, 1000)]:
-        monkeypatch.setattr(sm, "BLOCK_ELEMENTS", block)
-        monkeypatch.setattr(sm, "PARALLEL_ELEMENTS", 1)
-        grad, probs = np.empty_like(scores), np.empty_like(scores)
-        loss = sm.SoftmaxCrossEntropy(threads=threads)(
-            scores, targets, layout, grad_out=grad, probs_out=probs
-        )
-        results.append((loss, grad, probs))
+def _run(engine_, scores, targets, layout):
+    grad, probs = np.empty_like(scores), np.empty_like(scores)
+    loss = engine_(scores, targets, layout, grad_out=grad, probs_out=probs)
+    return loss, grad, probs
+
+
+def _assert_same(results):
     for loss, grad, probs in results[1:]:
         assert loss == pytest.approx(results[0][0], rel=1e-12)
         np.testing.assert_array_equal(grad, results[0][1])
         np.testing.assert_array_equal(probs, results[0][2])
+
+
+@pytest.mark.parametrize("kind", ["dense", "index"])
+@pytest.mark.parametrize("shape", [(64, 9000), (3, 40, 50, 60)])
+def test_numpy_engine_threads_and_block_size_do_not_change_results(kind, shape, monkeypatch):
+    """The numpy block engine (fused=False, so the numba rows cannot stand in for it): 1 or 2
+    threads, and blocks of 1 MiB or of 1000 floats, give the same bits."""
+    scores, targets = dense_case(shape)
+    if kind == "index":
+        targets = targets.argmax(axis=1).astype(np.float32)
+    layout = sm.layout_for(scores.shape, targets.shape)
+    monkeypatch.setattr(engine, "PARALLEL_ELEMENTS", 1)
+    results, blocks_seen = [], set()
+    for threads, block in [(1, engine.BLOCK_ELEMENTS), (2, engine.BLOCK_ELEMENTS), (2, 1000)]:
+        monkeypatch.setattr(engine, "BLOCK_ELEMENTS", block)
+        engine_ = sm.SoftmaxCrossEntropy(threads=threads, fused=False)
+        results.append(_run(engine_, scores, targets, layout))
+        blocks_seen.add(len(engine_._blocks(layout)))
+        assert (engine_._pool is not None) == (threads > 1)  # the threaded path really ran
+    assert len(blocks_seen) == 2  # and the block size really changed the split
+    _assert_same(results)
+
+
+@pytest.mark.skipif(engine._fused is None, reason="numba is not importable")
+@pytest.mark.parametrize("kind", ["dense", "index"])
+def test_fused_rows_serial_and_parallel_kernels_agree(kind, monkeypatch):
+    """The fused kernel's two drivers: one thread, and rows over numba's threads."""
+    scores, targets = dense_case((64, 9000))
+    if kind == "index":
+        targets = targets.argmax(axis=1).astype(np.float32)
+    layout = sm.layout_for(scores.shape, targets.shape)
+    called = []
+    results = []
+    for name, threshold in [("rows_serial", 1 << 40), ("rows_parallel", 1)]:
+        monkeypatch.setattr(engine, "PARALLEL_ELEMENTS", threshold)
+        kernel = getattr(engine._fused, name)
+        monkeypatch.setattr(
+            engine._fused, name, lambda *a, _k=kernel, _n=name: called.append(_n) or _k(*a)
+        )
+        results.append(_run(sm.SoftmaxCrossEntropy(), scores, targets, layout))
+    assert called == ["rows_serial", "rows_parallel"]
+    _assert_same(results)

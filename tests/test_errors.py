@@ -145,6 +145,59 @@ AT_SETUP = [
         ValueError,
         P + r"param_str .* is neither a JSON object nor a Python dict literal",
     ),
+    (
+        "class-axis-of-size-1",
+        "{}",
+        (4, 1),
+        (4, 1),
+        ValueError,
+        P + r"bottom\[0\] \(scores\) has shape \(4, 1\), a class axis \(1\) of size 1: softmax "
+        r"over one class is always 1.*use Caffe's SigmoidCrossEntropyLoss",
+    ),
+    (
+        "labels-with-ignore-label",
+        '{"targets": "labels", "ignore_label": -1}',
+        (2, 3),
+        (2, 2),
+        ValueError,
+        P + r"param_str key 'ignore_label' applies to index targets only; label lists mark",
+    ),
+    (
+        "labels-with-an-inner-dimension",
+        '{"targets": "labels"}',
+        (2, 3, 4, 4),
+        (2, 2),
+        ValueError,
+        P + r"label lists \(\"targets\": \"labels\"\) need scores without dims after the "
+        r"class axis, \(N, C\) or \(N, C, 1, 1\); got scores of shape \(2, 3, 4, 4\)",
+    ),
+    (
+        "labels-of-the-wrong-shape",
+        '{"targets": "labels"}',
+        (2, 3),
+        (3, 2),
+        ValueError,
+        P + r"bottom\[1\] \(labels\) has shape \(3, 2\); label lists for scores of shape "
+        r"\(2, 3\) must be \(2, 'K'\)",
+    ),
+    (
+        "dense-said-but-index-given",
+        '{"targets": "dense"}',
+        (2, 3),
+        (2,),
+        ValueError,
+        P + r"bottom\[1\] \(targets\) has shape \(2,\), which does not fit scores of shape "
+        r"\(2, 3\) \(class axis 1\); accepted: dense targets",
+    ),
+    (
+        "bad-targets-form",
+        '{"targets": "sparse"}',
+        (2, 3),
+        (2, 3),
+        ValueError,
+        P + r"param_str key 'targets' got 'sparse'; expected one of 'auto', 'dense', 'index', "
+        r"'labels'",
+    ),
 ]
 
 
@@ -208,6 +261,21 @@ AT_FORWARD = [
         [0, -1],
         P + r"bottom\[1\] \(targets\) holds label -1\.0 at position \(1,\)",
     ),
+    (
+        "label-list-out-of-range",
+        (2, 3),
+        (2, 2),
+        [[0, -1], [2, 3]],
+        P + r"bottom\[1\] \(labels\) holds 3\.0 at position \(1, 1\); a label list holds "
+        r"integers in \[0, 3\), padded with -1",
+    ),
+    (
+        "label-list-fraction",
+        (2, 3),
+        (2, 2),
+        [[0, 0.5], [2, -1]],
+        P + r"bottom\[1\] \(labels\) holds 0\.5 at position \(0, 1\)",
+    ),
 ]
 
 
@@ -219,10 +287,11 @@ AT_FORWARD = [
 def test_bad_values_raise_at_forward_and_write_nothing(
     make_net, scores, targets_shape, targets, message
 ):
+    form = {"targets": "labels"} if r"\(labels\)" in message else {}
     n = make_net(
         net(
             input_layer(scores=scores, targets=targets_shape),
-            softmax_loss_layer("scores", "targets", tops=("loss", "prob")),
+            softmax_loss_layer("scores", "targets", tops=("loss", "prob"), **form),
         )
     )
     n.blobs["loss"].data[...] = 123.0
@@ -255,5 +324,54 @@ def test_wrong_number_of_bottoms(make_net):
             '  bottom: "scores"  bottom: "targets"\n', '  bottom: "scores"\n'
         ),
     )
-    with pytest.raises(ValueError, match=P + r"needs 2 bottoms \(scores, targets\), got 1"):
+    with pytest.raises(
+        ValueError,
+        match=P
+        + r"needs 2 bottoms \(scores, targets\) or 3 \(scores, labels, label_weights\), got 1",
+    ):
         make_net(prototxt)
+
+
+def _three_bottoms(make_net, weights_shape, **params):
+    return make_net(
+        net(
+            input_layer(scores=(2, 3), labels=(2, 2), weights=weights_shape),
+            softmax_loss_layer("scores", "labels", extra_bottoms=("weights",), **params),
+        )
+    )
+
+
+def test_a_third_bottom_needs_label_lists(make_net):
+    with pytest.raises(
+        ValueError,
+        match=P + r'a third bottom \(label_weights\) needs "targets": "labels" in param_str; '
+        r'got "targets": "auto"',
+    ):
+        _three_bottoms(make_net, (2, 2))
+
+
+def test_label_weights_must_have_the_labels_shape(make_net):
+    with pytest.raises(
+        ValueError,
+        match=P + r"bottom\[2\] \(label_weights\) has shape \(2, 3\); expected the labels' "
+        r"shape \(2, 2\)",
+    ):
+        _three_bottoms(make_net, (2, 3), targets="labels")
+
+
+@pytest.mark.parametrize(
+    "weights,message",
+    [
+        ([[1, -2], [1, 1]], r"holds -2\.0 at position \(0, 1\); label weights must be finite"),
+        ([[1, 1], [np.inf, 1]], r"holds inf at position \(1, 0\)"),
+        ([[np.nan, 1], [1, 1]], r"holds nan at position \(0, 0\)"),
+    ],
+)
+def test_bad_label_weights_raise_at_forward_and_write_nothing(make_net, weights, message):
+    n = _three_bottoms(make_net, (2, 2), targets="labels")
+    n.blobs["loss"].data[...] = 123.0
+    n.blobs["labels"].data[...] = [[0, 1], [2, -1]]
+    n.blobs["weights"].data[...] = weights
+    with pytest.raises(ValueError, match=P + r"bottom\[2\] \(label_weights\) " + message):
+        n.forward()
+    assert float(n.blobs["loss"].data) == 123.0

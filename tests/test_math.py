@@ -5,6 +5,7 @@ import pytest
 from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm
+from python_layers.loss import engine
 
 RNG = np.random.default_rng(0)
 
@@ -13,8 +14,8 @@ RNG = np.random.default_rng(0)
 def engine_path(request, monkeypatch):
     """Every test here runs on both engine paths: numba's fused rows and numpy's blocks."""
     if request.param == "numpy":
-        monkeypatch.setattr(sm, "_fused", None)
-    elif sm._fused is None:
+        monkeypatch.setattr(engine, "_fused", None)
+    elif engine._fused is None:
         pytest.skip("numba is not importable")
     return request.param
 

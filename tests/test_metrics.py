@@ -39,30 +39,111 @@ def test_precision_and_recall_at_k_by_hand():
     assert metrics.recall_at_k(scores, targets, 2) == pytest.approx((1 / 2 + 1) / 2)
 
 
-@pytest.mark.caffe
-def test_metrics_layer_equals_sklearn(make_net):
-    scores, targets = random_case(n=50, c=7)
-    layer = (
-        'layer { name: "metrics" type: "Python" bottom: "scores" bottom: "targets"\n'
+def metrics_layer(param_str: str, bottoms=("scores", "targets")) -> str:
+    bottom_lines = " ".join(f'bottom: "{b}"' for b in bottoms)
+    return (
+        f'layer {{ name: "metrics" type: "Python" {bottom_lines}\n'
         '  top: "p1" top: "pk" top: "rk" top: "map"\n'
         '  python_param { module: "python_layers.multilabel_metrics"\n'
-        '    layer: "MultiLabelMetricsLayer" param_str: \'{"k": 2}\' } }\n'
+        f"    layer: \"MultiLabelMetricsLayer\" param_str: '{param_str}' }} }}\n"
     )
-    n = make_net(net(input_layer(scores=scores.shape, targets=targets.shape), layer))
+
+
+def expected_metrics(scores, relevant, k):
+    """Each top's value computed here, independently: sklearn's AP, sorting for the top k."""
+    n = scores.shape[0]
+    has_positive = relevant.any(axis=0)
+    top1 = scores.argmax(axis=1)
+    top_k = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    hits = np.take_along_axis(relevant, top_k, axis=1).sum(axis=1)
+    rows = relevant.sum(axis=1) > 0
+    return {
+        "p1": relevant[np.arange(n), top1].mean(),
+        "pk": (hits / min(k, scores.shape[1])).mean(),
+        "rk": (hits[rows] / relevant.sum(axis=1)[rows]).mean(),
+        "map": average_precision_score(relevant[:, has_positive], scores[:, has_positive]),
+    }
+
+
+def assert_tops(out, expected):
+    for name, value in expected.items():
+        assert float(out[name]) == pytest.approx(value, rel=1e-6), name
+
+
+@pytest.mark.caffe
+@pytest.mark.parametrize("k", range(1, 9))  # C = 7: k = 1 (the names coincide) up to k > C
+def test_metrics_layer_equals_sklearn_for_every_k(make_net, k):
+    scores, targets = random_case(n=50, c=7)
+    n = make_net(
+        net(input_layer(scores=scores.shape, targets=targets.shape), metrics_layer(f'{{"k": {k}}}'))
+    )
     n.blobs["scores"].data[...] = scores
     n.blobs["targets"].data[...] = targets
-    out = n.forward()
+    assert_tops(n.forward(), expected_metrics(scores, targets > 0, k))
+
+
+def label_lists(relevant, width, rng=RNG):
+    """(N, C) relevance -> (N, width) shuffled label lists padded with -1, with a duplicate."""
+    lists = np.full((relevant.shape[0], width), -1, np.float32)
+    for row, classes in enumerate(relevant):
+        listed = rng.permutation(np.flatnonzero(classes))
+        lists[row, : listed.size] = listed
+        if 0 < listed.size < width:
+            lists[row, listed.size] = listed[0]  # a class listed twice is still one class
+    return lists
+
+
+@pytest.mark.caffe
+@pytest.mark.parametrize("weighted", [False, True])
+def test_metrics_layer_on_label_lists_equals_sklearn(make_net, weighted):
+    scores, targets = random_case(n=60, c=9)
     relevant = targets > 0
-    has_positive = relevant.any(axis=0)
-    expected_map = average_precision_score(relevant[:, has_positive], scores[:, has_positive])
-    assert float(out["map"]) == pytest.approx(expected_map, rel=1e-6)
-    top1 = scores.argmax(axis=1)
-    assert float(out["p1"]) == pytest.approx(relevant[np.arange(50), top1].mean())
-    top2 = np.argsort(-scores, axis=1)[:, :2]
-    hits = np.take_along_axis(relevant, top2, axis=1).sum(axis=1)
-    assert float(out["pk"]) == pytest.approx((hits / 2).mean())
-    rows = relevant.sum(axis=1) > 0
-    assert float(out["rk"]) == pytest.approx((hits[rows] / relevant.sum(axis=1)[rows]).mean())
+    lists = label_lists(relevant, width=9)
+    bottoms = ("scores", "labels") + (("weights",) if weighted else ())
+    shapes = dict(scores=scores.shape, labels=lists.shape)
+    if weighted:
+        shapes["weights"] = lists.shape
+    n = make_net(
+        net(input_layer(**shapes), metrics_layer('{"k": 3, "targets": "labels"}', bottoms))
+    )
+    n.blobs["scores"].data[...] = scores
+    n.blobs["labels"].data[...] = lists
+    if weighted:  # weight 0 on the first listed label of rows 1..9: no longer relevant there
+        weights = np.ones_like(lists)
+        for row in range(1, 10):
+            dropped = lists[row, 0]
+            if dropped >= 0:
+                weights[row, lists[row] == dropped] = 0
+                relevant[row, int(dropped)] = False
+        n.blobs["weights"].data[...] = weights
+    assert_tops(n.forward(), expected_metrics(scores, relevant, 3))
+
+
+@pytest.mark.caffe
+def test_metrics_layer_on_index_targets(make_net):
+    scores, _ = random_case(n=30, c=5)
+    labels = RNG.integers(0, 5, 30).astype(np.float32)
+    n = make_net(net(input_layer(scores=scores.shape, targets=(30,)), metrics_layer('{"k": 2}')))
+    n.blobs["scores"].data[...] = scores
+    n.blobs["targets"].data[...] = labels
+    assert_tops(n.forward(), expected_metrics(scores, np.eye(5, dtype=bool)[labels.astype(int)], 2))
+
+
+@pytest.mark.caffe
+def test_metrics_layer_names_a_bad_label(make_net):
+    n = make_net(
+        net(
+            input_layer(scores=(2, 3), labels=(2, 2)),
+            metrics_layer('{"targets": "labels"}', ("scores", "labels")),
+        )
+    )
+    n.blobs["labels"].data[...] = [[0, -1], [1, 3]]
+    with pytest.raises(
+        ValueError,
+        match=r"MultiLabelMetricsLayer: bottom\[1\] \(labels\) holds "
+        r"3\.0 at position \(1, 1\)",
+    ):
+        n.forward()
 
 
 @pytest.mark.caffe

@@ -125,6 +125,8 @@ KEYS = [
     "ignore_label",
     "label_smoothing",
     "class_weights",
+    "targets",
+    "target_gradient",
 ]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),

@@ -3,7 +3,7 @@
 One pass per row computes the shifted logits, exp, the float64 sums, the loss and the
 gradient, with rows spread over threads. ``exp`` is a range-reduced polynomial (Cephes'
 expf, about 1 ulp on [-87, 0]) written out so that the compiler vectorises it; sums and dot
-products accumulate in float64. Used by :class:`python_layers.softmax_math.SoftmaxCrossEntropy`
+products accumulate in float64. Used by :class:`python_layers.loss.engine.SoftmaxCrossEntropy`
 when numba is importable; the numpy path computes the same thing.
 """
 
@@ -13,7 +13,7 @@ import math
 import os
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 # Idle OpenMP threads spin by default and take the cores from OpenBLAS's threads in the rest
 # of the net (measured: the example conv net ran 25% slower): let them sleep instead. Read by
@@ -24,6 +24,11 @@ _LOG2E = np.float32(1.44269504088896341)
 _LN2_HI = np.float32(0.693359375)
 _LN2_LO = np.float32(-2.12194440e-4)
 _FLOOR = np.float32(-87.0)  # exp(-87) ~ 1.6e-38: below it, 0 and the floor differ negligibly
+
+
+def threads() -> int:
+    """How many chunks the parallel kernel splits the rows into: numba's thread count."""
+    return get_num_threads()
 
 
 @njit(inline="always")
@@ -59,16 +64,18 @@ def _one_row(
     dense,
     want_grad,
     want_probs,
+    work,
+    bits,
 ):  # pragma: no cover - numba
     """Row r: its loss; writes its gradient and probabilities when wanted.
 
-    Dense: ``a_c = w_c (scale t_c + offset)``; index: ``a_c = w_c offset + [c == label] *
-    label_weight``. ``grad`` gets ``grad_scale * (mass p - a)``; ``probs`` gets p.
+    Dense: ``a_c = w_c (scale t_c + offset)``; sparse (``labels``, ``label_weight`` of shape
+    (N, K)): ``a_c = w_c offset + sum_j [c == labels_j] label_weight_j``. ``grad`` gets
+    ``grad_scale * (mass p - a)``; ``probs`` gets p. ``work`` (float32) and ``bits`` (int32),
+    C each, are the caller's scratch for this row (nothing is allocated per row).
     """
     classes = scores.shape[1]
     s, m = scores[r], row_max[r]
-    work = np.empty(classes, np.float32)  # exp(shifted)
-    bits = np.empty(classes, np.int32)
     for c in range(classes):  # exp(x) = 2^n * poly(x - n ln 2): vectorisable, no calls
         x = max(s[c] - m, _FLOOR)
         n = np.float32(math.floor(x * _LOG2E + np.float32(0.5)))
@@ -93,8 +100,10 @@ def _one_row(
             t = targets[r, c] if dense else np.float32(0.0)
             products[c] = weights[c] * (t_scale * t + offset[r]) * (s[c] - m)
         dot = _sum64(products)
-    if not dense and label_weight[r] != 0:
-        dot += label_weight[r] * (s[labels[r]] - m)
+    if not dense:
+        for j in range(labels.shape[1]):
+            if label_weight[r, j] != 0:
+                dot += label_weight[r, j] * (s[labels[r, j]] - m)
     loss = mass[r] * math.log(total) - dot
     if want_probs:
         inverse = np.float32(1.0 / total)
@@ -107,8 +116,9 @@ def _one_row(
         for c in range(classes):
             t = targets[r, c] if dense else np.float32(0.0)
             grad[r, c] = coefficient * work[c] - g * weights[c] * (t_scale * t + offset[r])
-        if not dense:
-            grad[r, labels[r]] -= g * label_weight[r]
+        if not dense:  # one label at a time: a class listed twice is subtracted twice
+            for j in range(labels.shape[1]):
+                grad[r, labels[r, j]] -= g * label_weight[r, j]
     return loss
 
 
@@ -131,11 +141,16 @@ def rows_serial(
     dense,
     want_grad,
     want_probs,
+    work,
+    bits,
+    losses,
 ):  # pragma: no cover - numba
-    """Sum over rows of ``mass log(sum exp) - sum_c a_c shifted_c`` (one thread)."""
-    total = 0.0
+    """Sum over rows of ``mass log(sum exp) - sum_c a_c shifted_c`` (one thread).
+
+    ``work``/``bits``: (chunks, C) scratch, row 0 used; ``losses``: (N,) float64 scratch.
+    """
     for r in range(scores.shape[0]):
-        total += _one_row(
+        losses[r] = _one_row(
             r,
             scores,
             row_max,
@@ -152,8 +167,10 @@ def rows_serial(
             dense,
             want_grad,
             want_probs,
+            work[0],
+            bits[0],
         )
-    return total
+    return _sum64(losses)
 
 
 @njit(parallel=True, cache=True)
@@ -173,26 +190,36 @@ def rows_parallel(
     dense,
     want_grad,
     want_probs,
+    work,
+    bits,
+    losses,
 ):  # pragma: no cover - numba
-    """The same, rows spread over numba's threads (for large inputs)."""
-    losses = np.zeros(scores.shape[0])
-    for r in prange(scores.shape[0]):
-        losses[r] = _one_row(
-            r,
-            scores,
-            row_max,
-            targets,
-            labels,
-            scale,
-            offset,
-            label_weight,
-            mass,
-            weights,
-            grad_scale,
-            grad,
-            probs,
-            dense,
-            want_grad,
-            want_probs,
-        )
-    return losses.sum()
+    """The same, rows split into one contiguous chunk per scratch row, chunks over threads.
+
+    The loss is summed in row order afterwards, so the result does not depend on the split.
+    """
+    rows, chunks = scores.shape[0], work.shape[0]
+    step = (rows + chunks - 1) // chunks
+    for t in prange(chunks):
+        for r in range(t * step, min(rows, (t + 1) * step)):
+            losses[r] = _one_row(
+                r,
+                scores,
+                row_max,
+                targets,
+                labels,
+                scale,
+                offset,
+                label_weight,
+                mass,
+                weights,
+                grad_scale,
+                grad,
+                probs,
+                dense,
+                want_grad,
+                want_probs,
+                work[t],
+                bits[t],
+            )
+    return _sum64(losses)
