@@ -6,7 +6,11 @@ Peers measured in the same run, on the same data: Caffe's native SoftmaxWithLoss
 labels) in a caffe.Net; PyTorch's CPU cross_entropy (probability and index targets, forward +
 backward, same thread count) when torch is importable; and the memory floor, the bytes of one
 read of scores and targets plus one write of the gradient over the copy bandwidth measured
-here with numpy. Prints a table and writes bench/results.json.
+here with numpy. Every contender of a row is timed in interleaved rounds (each round: the
+median of ``--repeats`` iterations of each, in turn), and each keeps its best round, so that
+drifting machine load hits all alike. A second table times label-list targets (k = 1..5
+labels per row, K = 8) against the same targets given dense, as index labels, natively and
+to PyTorch. Prints the tables and writes bench/results.json.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ SHAPES = [
 RNG = np.random.default_rng(0)
 
 
+ROUNDS = 3  # interleaved rounds per row; each contender keeps its best
+LABEL_LIST_SHAPES = [(256, 1000), (256, 17000)]
+LABEL_WIDTH = 8  # K: labels per row at most; each row has 1..5
+
+
 def median_ms(run, repeats: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         run()
@@ -52,6 +61,16 @@ def median_ms(run, repeats: int, warmup: int = 2) -> float:
         run()
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times)
+
+
+def interleaved_ms(runs: dict, repeats: int, rounds: int = ROUNDS) -> dict:
+    """{name: best over ``rounds`` of the median of ``repeats`` runs}, the contenders taking
+    turns within each round (None stays None: a peer that is not installed)."""
+    times = {name: [] for name, run in runs.items() if run is not None}
+    for _ in range(rounds):
+        for name in times:
+            times[name].append(median_ms(runs[name], repeats))
+    return {name: min(times[name]) if name in times else None for name in runs}
 
 
 def copy_bandwidth() -> float:
@@ -99,6 +118,10 @@ OURS = (
     '  python_param { module: "python_layers.softmax_loss" layer: "SoftmaxLossLayer" }\n'
     "  loss_weight: 1 propagate_down: true propagate_down: false }\n"
 )
+OURS_LABEL_LISTS = OURS.replace(
+    'layer: "SoftmaxLossLayer" }',
+    'layer: "SoftmaxLossLayer"\n  param_str: \'{"targets": "labels"}\' }',
+)
 NATIVE = (
     'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "scores" bottom: "targets"\n'
     '  top: "loss" loss_weight: 1 propagate_down: true propagate_down: false }\n'
@@ -142,21 +165,58 @@ def torch_runner(scores, targets, kind, threads):
     return run
 
 
+def retained(net) -> int:
+    return net.layers[list(net._layer_names).index("loss")].engine.retained_bytes()
+
+
 def bench_shape(shape, kind, repeats, bandwidth, threads):
     scores, targets, labels = make_data(shape, kind)
     ours_net = build_net(OURS, shape, targets.shape)
     ours = run_net(ours_net, scores, targets)
-    row = {"shape": list(shape), "targets": kind, "ours_ms": median_ms(ours, repeats)}
-    row["allocated_bytes_per_iter"] = allocation_per_iteration(ours)
-    layer = ours_net.layers[list(ours_net._layer_names).index("loss")]
-    row["retained_bytes"] = layer.engine.retained_bytes()
-    row["score_blob_bytes"] = scores.nbytes
-    native_net = build_net(NATIVE, shape, labels.shape)
-    row["native_ms"] = median_ms(run_net(native_net, scores, labels), repeats)
+    native = run_net(build_net(NATIVE, shape, labels.shape), scores, labels)
     torch_run = torch_runner(scores, targets, kind, threads)
-    row["torch_ms"] = median_ms(torch_run, repeats) if torch_run else None
+    ms = interleaved_ms({"ours": ours, "native": native, "torch": torch_run}, repeats)
+    row = {"shape": list(shape), "targets": kind}
+    row.update({f"{name}_ms": value for name, value in ms.items()})
+    row["allocated_bytes_per_iter"] = allocation_per_iteration(ours)
+    row["retained_bytes"] = retained(ours_net)
+    row["score_blob_bytes"] = scores.nbytes
     moved = scores.nbytes + targets.nbytes + scores.nbytes  # read s, read t, write grad
     row["floor_ms"] = 1e3 * moved / bandwidth
+    return row
+
+
+def make_label_lists(rows: int, classes: int):
+    """(rows, K) lists of 1..5 distinct classes, -1 padded; and the same targets dense."""
+    lists = np.full((rows, LABEL_WIDTH), -1, np.float32)
+    dense = np.zeros((rows, classes), np.float32)
+    for row in range(rows):
+        chosen = RNG.choice(classes, size=RNG.integers(1, 6), replace=False)
+        lists[row, : chosen.size] = chosen
+        dense[row, chosen] = 1
+    return lists, dense
+
+
+def bench_label_lists(shape, repeats, threads):
+    """Label lists against the same targets dense, index labels (the first listed), native
+    SoftmaxWithLoss (index) and PyTorch with the dense (probability) targets."""
+    scores = RNG.normal(0, 2, shape).astype(np.float32)
+    lists, dense = make_label_lists(*shape)
+    index = lists[:, 0].copy()
+    lists_net = build_net(OURS_LABEL_LISTS, shape, lists.shape)
+    ours = run_net(lists_net, scores, lists)
+    runs = {
+        "lists": ours,
+        "dense": run_net(build_net(OURS, shape, dense.shape), scores, dense),
+        "index": run_net(build_net(OURS, shape, index.shape), scores, index),
+        "native": run_net(build_net(NATIVE, shape, index.shape), scores, index),
+        "torch": torch_runner(scores, dense, "dense", threads),
+    }
+    row = {"shape": list(shape), "labels_per_row": [1, 5], "label_width": LABEL_WIDTH}
+    row.update({f"{name}_ms": value for name, value in interleaved_ms(runs, repeats).items()})
+    row["allocated_bytes_per_iter"] = allocation_per_iteration(ours)
+    row["retained_bytes"] = retained(lists_net)
+    row["target_bytes_lists"], row["target_bytes_dense"] = lists.nbytes, dense.nbytes
     return row
 
 
@@ -233,7 +293,8 @@ def main() -> None:
         for shape, kind in (SHAPES[:2] if args.quick else SHAPES)
     ]
     print(
-        f"fwd+bwd, median of {args.repeats}; {threads} threads; copy bandwidth "
+        f"fwd+bwd, best of {ROUNDS} interleaved rounds of the median of {args.repeats}; "
+        f"{threads} threads; copy bandwidth "
         f"{bandwidth / 1e9:.1f} GB/s; {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores\n"
     )
@@ -252,6 +313,29 @@ def main() -> None:
             f"{r['allocated_bytes_per_iter'] / 1024:.1f} KiB | "
             f"{r['retained_bytes'] / r['score_blob_bytes']:.2f} |"
         )
+    lists = [
+        bench_label_lists(shape, args.repeats, threads)
+        for shape in (LABEL_LIST_SHAPES[:1] if args.quick else LABEL_LIST_SHAPES)
+    ]
+    print(
+        f"\nlabel lists (k = 1..5 labels per row, K = {LABEL_WIDTH}) vs the same targets "
+        "dense, index labels, native SoftmaxWithLoss (index) and torch (dense targets):\n"
+    )
+    print(
+        "| shape | lists ms | dense ms | index ms | native ms | torch ms | lists/index | "
+        "lists/torch | alloc/iter | target bytes/row: lists vs dense |"
+    )
+    print("|---" * 10 + "|")
+    for r in lists:
+        rows_ = r["shape"][0]
+        print(
+            f"| {tuple(r['shape'])} | {fmt(r['lists_ms'])} | {fmt(r['dense_ms'])} | "
+            f"{fmt(r['index_ms'])} | {fmt(r['native_ms'])} | {fmt(r['torch_ms'])} | "
+            f"{fmt(r['lists_ms'] / r['index_ms'])} | "
+            f"{fmt(r['torch_ms'] and r['lists_ms'] / r['torch_ms'])} | "
+            f"{r['allocated_bytes_per_iter'] / 1024:.1f} KiB | "
+            f"{r['target_bytes_lists'] // rows_} B vs {r['target_bytes_dense'] // rows_} B |"
+        )
     whole = None if args.quick else example_net_in_fresh_process(args.repeats)
     if whole:
         print(
@@ -260,7 +344,13 @@ def main() -> None:
         )
     args.out.write_text(
         json.dumps(
-            {"threads": threads, "copy_bandwidth": bandwidth, "rows": rows, "example_net": whole},
+            {
+                "threads": threads,
+                "copy_bandwidth": bandwidth,
+                "rows": rows,
+                "label_lists": lists,
+                "example_net": whole,
+            },
             indent=2,
         )
     )

@@ -25,17 +25,18 @@ def param_str(**params: Any) -> str:
     return json.dumps(plain, sort_keys=True)
 
 
-def softmax_loss(scores, targets, loss_weight: float = 1, ntop: int = 1, **params: Any):
+def softmax_loss(
+    scores, targets, label_weights=None, /, *, loss_weight: float = 1, ntop: int = 1, **params: Any
+):
     """A ``SoftmaxLossLayer`` on ``scores`` and ``targets``; ``params`` are its param_str keys.
 
-    The keys are checked here, so a typo fails when the net is written, not when it runs.
-    ``ntop=2`` also returns the ``prob`` top (with loss weight 0).
+    For label lists pass ``targets="labels"`` (the param_str key) and, optionally, the weights
+    top as the third argument. The keys are checked here, so a typo fails when the net is
+    written, not when it runs. ``ntop=2`` also returns the ``prob`` top (with loss weight 0).
     """
-    text = param_str(**params)
-    softmax_loss_params(text)  # raises the same ValueError the layer would
+    text = _checked(softmax_loss_params, label_weights, **params)
     return L.Python(
-        scores,
-        targets,
+        *_bottoms(scores, targets, label_weights),
         python_param=dict(
             module="python_layers.softmax_loss", layer="SoftmaxLossLayer", param_str=text
         ),
@@ -44,17 +45,19 @@ def softmax_loss(scores, targets, loss_weight: float = 1, ntop: int = 1, **param
     )
 
 
-def multilabel_metrics(scores, targets, k: int = 3, test_only: bool = True):
+def multilabel_metrics(
+    scores, targets, label_weights=None, /, *, k: int = 3, test_only: bool = True, **params: Any
+):
     """A ``MultiLabelMetricsLayer``: tops precision@1, precision@k, recall@k, mAP.
 
-    ``test_only`` adds ``include { phase: TEST }`` (the usual place for metrics).
+    ``params``: its other param_str keys (``targets="labels"`` for label lists, with the
+    optional weights top as the third argument). ``test_only`` adds
+    ``include { phase: TEST }`` (the usual place for metrics).
     """
-    text = param_str(k=k)
-    multilabel_metrics_params(text)
+    text = _checked(multilabel_metrics_params, label_weights, k=k, **params)
     extra = {"include": dict(phase=caffe_pb2.TEST)} if test_only else {}
     return L.Python(
-        scores,
-        targets,
+        *_bottoms(scores, targets, label_weights),
         python_param=dict(
             module="python_layers.multilabel_metrics",
             layer="MultiLabelMetricsLayer",
@@ -63,3 +66,16 @@ def multilabel_metrics(scores, targets, k: int = 3, test_only: bool = True):
         ntop=4,
         **extra,
     )
+
+
+def _checked(parse, label_weights, **params: Any) -> str:
+    """The param_str, checked as the layer will check it (same ValueError, raised now)."""
+    text = param_str(**params)
+    parsed = parse(text)
+    if label_weights is not None and parsed["targets"] != "labels":
+        raise ValueError('a label_weights bottom needs targets="labels"')
+    return text
+
+
+def _bottoms(scores, targets, label_weights) -> tuple:
+    return (scores, targets) if label_weights is None else (scores, targets, label_weights)

@@ -31,8 +31,8 @@ def softmax_loss_layer(
     weights = "".join(f"  loss_weight: {w}\n" for w in [loss_weight] + [0] * (len(tops) - 1))
     extra = "".join(f'  bottom: "{b}"\n' for b in extra_bottoms)
     return (
-        f'layer {{\n  name: "{name}"  type: "Python"\n  bottom: "{scores_blob}"  bottom: "{targets_blob}"\n'
-        f"{extra}"
+        f'layer {{\n  name: "{name}"  type: "Python"\n'
+        f'  bottom: "{scores_blob}"  bottom: "{targets_blob}"\n{extra}'
         f'{top_lines}  python_param {{\n    module: "python_layers.softmax_loss"\n'
         f'    layer: "SoftmaxLossLayer"\n    param_str: {json.dumps(json.dumps(params))}\n  }}\n'
         f"{weights}}}\n"

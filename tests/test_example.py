@@ -56,6 +56,23 @@ def test_shapes_ranges_and_label_rules(small_data):
     assert len(np.unique(np.round(ink["label"][ink["label"] > 0], 3))) > 50  # real-valued
 
 
+@pytest.mark.parametrize("kind", ["khot", "ink"])
+def test_label_lists_hold_the_dense_targets(small_data, kind):
+    """labels (N, 4), -1 padded (+ label_weights for ink) spell out exactly the dense label."""
+    f = read(small_data / f"train_{kind}.h5")
+    labels, dense = f["labels"], f["label"]
+    assert labels.shape == (300, data.MAX_DIGITS) and labels.dtype == np.float32
+    weights = f.get("label_weights", (labels >= 0).astype(np.float32))
+    assert ("label_weights" in f) == (kind == "ink")
+    rebuilt = np.zeros_like(dense)
+    for (row, j), label in np.ndenumerate(labels):
+        if label >= 0:
+            rebuilt[row, int(label)] += weights[row, j]
+        else:
+            assert weights[row, j] == 0 and (labels[row, j:] == -1).all()  # padding at the end
+    np.testing.assert_array_equal(rebuilt, dense)
+
+
 def test_ink_label_is_the_visible_share():
     scans, labels = data.load_scans()
     first, second = np.flatnonzero(labels == 1)[0], np.flatnonzero(labels == 7)[0]
@@ -92,6 +109,25 @@ def test_short_training_through_the_caffe_tool_beats_chance(caffe_tool, tmp_path
     assert written["test"]["map"] == result["test"]["map"]
     for name in ("caffe.log", "learning_curve.png", "snapshot_iter_300.caffemodel"):
         assert (tmp_path / "ci_short" / name).stat().st_size > 0
+
+
+@pytest.mark.caffe
+@pytest.mark.slow
+def test_short_training_on_label_lists_beats_chance(caffe_tool, tmp_path, monkeypatch):
+    """The label-list route: HDF5 labels + label_weights into the loss and the metrics layer,
+    no dense target blob in the net."""
+    from conftest import REPO
+
+    from examples.digits_multilabel import train
+
+    monkeypatch.chdir(REPO)
+    result = train.train("ci_lists", targets="ink", max_iter=300, runs=tmp_path, form="labels")
+    net_text = (tmp_path / "ci_lists" / "train_val.prototxt").read_text()
+    assert 'top: "label_weights"' in net_text and 'top: "label"\n' not in net_text
+    losses = [loss for _, loss in result["curves"]["train_loss"]]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert result["test"]["map"] > result["test"]["chance_map"] + 0.15, result["test"]
+    assert result["curves"]["test"]["map"][-1][1] > result["test"]["chance_map"] + 0.15
 
 
 @pytest.mark.caffe

@@ -10,8 +10,11 @@ Targets over the 10 classes:
   ink belongs to the digit that shows there), so each row sums to 1.
 
 The source scans are split into train and test before composing, so no scan is in both.
-Files (same seed, same bytes): ``{split}_{kind}.h5`` with ``data`` (N, 1, 32, 32) and ``label``
-(N, 10), float32, and ``{split}_{kind}.txt`` listing it for Caffe's HDF5Data layer.
+Files (same seed, same bytes): ``{split}_{kind}.h5`` with ``data`` (N, 1, 32, 32), the dense
+targets ``label`` (N, 10), the same targets as label lists ``labels`` (N, 4): the classes
+present, padded with -1, and for ``ink`` their ``label_weights`` (N, 4), all float32; and
+``{split}_{kind}.txt`` listing the file for Caffe's HDF5Data layer, which reads the datasets
+its tops name (``label``, or ``labels`` [+ ``label_weights``]).
 """
 
 from __future__ import annotations
@@ -89,6 +92,18 @@ def compose(
     return canvas, khot, (ink / ink.sum()).astype(np.float32)
 
 
+def label_lists(dense: np.ndarray, width: int = MAX_DIGITS) -> tuple[np.ndarray, np.ndarray]:
+    """Dense targets (N, C) -> (labels, weights), each (N, width): the classes with a target
+    > 0 in increasing order, padded with -1 (weight 0). The same targets, without the zeros."""
+    labels = np.full((dense.shape[0], width), -1, np.float32)
+    weights = np.zeros((dense.shape[0], width), np.float32)
+    for row, targets in enumerate(dense):
+        present = np.flatnonzero(targets > 0)
+        labels[row, : present.size] = present
+        weights[row, : present.size] = targets[present]
+    return labels, weights
+
+
 def make_collages(
     scans, labels, pool: np.ndarray, count: int, rng: np.random.Generator
 ) -> Collages:
@@ -125,13 +140,27 @@ def build(
     for split, collages in splits.items():
         for kind in TARGET_KINDS:
             h5_path = out_dir / f"{split}_{kind}.h5"
+            dense = getattr(collages, kind)
+            labels, weights = label_lists(dense)
             with h5py.File(h5_path, "w", track_order=False) as f:
                 f.create_dataset("data", data=collages.images, track_times=False)
-                f.create_dataset("label", data=getattr(collages, kind), track_times=False)
+                f.create_dataset("label", data=dense, track_times=False)
+                f.create_dataset("labels", data=labels, track_times=False)
+                if kind == "ink":  # k-hot lists need no weights: every listed class weighs 1
+                    f.create_dataset("label_weights", data=weights, track_times=False)
                 f.create_dataset("sources", data=collages.sources, track_times=False)
             lists[f"{split}_{kind}"] = out_dir / f"{split}_{kind}.txt"
             lists[f"{split}_{kind}"].write_text(f"{h5_path}\n")
     return lists
+
+
+def is_current(out_dir: Path = DEFAULT_DIR) -> bool:
+    """Whether the files in ``out_dir`` hold every dataset this version writes."""
+    try:
+        with h5py.File(out_dir / "train_ink.h5", "r") as f:
+            return {"data", "label", "labels", "label_weights"} <= set(f)
+    except OSError:
+        return False
 
 
 def main() -> None:

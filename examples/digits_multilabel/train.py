@@ -2,6 +2,7 @@
 
     python -m examples.digits_multilabel.train                      # what `make train` runs
     python -m examples.digits_multilabel.train --loss sigmoid --targets ink --seed 2
+    python -m examples.digits_multilabel.train --targets ink --targets-form labels
 
 Steps: build the data if missing; write a run-specific solver and net (seed, target kind,
 snapshot prefix) next to the outputs; run ``.venv/bin/caffe train``, echoing its progress and
@@ -26,7 +27,7 @@ from google.protobuf import text_format
 
 from . import data
 from .evaluate import evaluate
-from .nets import PROTOTXT_DIR, prototxt_name
+from .nets import FORMS, PROTOTXT_DIR, prototxt_name, train_val
 
 CAFFE_TOOL = Path(sys.prefix) / "bin" / "caffe"  # the wrapper scripts/bootstrap.sh writes
 PROGRESS = re.compile(r"Iteration \d+.*loss = |Test net output|Error|error|Traceback|Check failed")
@@ -38,23 +39,25 @@ def ensure_data(data_dir: Path = data.DEFAULT_DIR) -> None:
         for split in ("train", "test")
         for kind in data.TARGET_KINDS
     ]
-    if not all(path.exists() for path in wanted):
+    if not all(path.exists() for path in wanted) or not data.is_current(data_dir):
         print(f"building the digit collages in {data_dir} ...", flush=True)
         data.build(data_dir)
 
 
 def write_run_files(
-    run_dir: Path, loss: str, targets: str, seed: int, max_iter: int | None
+    run_dir: Path,
+    loss: str,
+    targets: str,
+    seed: int,
+    max_iter: int | None,
+    form: str = "dense",
 ) -> Path:
-    """Copy the committed solver and net into ``run_dir`` with this run's settings."""
+    """The committed solver and this run's net (``nets.train_val``: the committed net for
+    k-hot targets, the same with another data file or target form otherwise) in ``run_dir``."""
     solver = text_format.Parse(
         (PROTOTXT_DIR / prototxt_name("solver", loss)).read_text(), caffe_pb2.SolverParameter()
     )
-    net = text_format.Parse(Path(solver.net).read_text(), caffe_pb2.NetParameter())
-    for layer in net.layer:
-        if layer.type == "HDF5Data":  # the committed nets read k-hot targets
-            source = layer.hdf5_data_param.source
-            layer.hdf5_data_param.source = source.replace("_khot.txt", f"_{targets}.txt")
+    net = train_val(loss, targets, form)
     if max_iter is not None:  # a shorter schedule keeps the same shape
         solver.stepsize = max(1, solver.stepsize * max_iter // solver.max_iter)
         solver.test_interval = max(1, min(solver.test_interval, max_iter // 4))
@@ -140,15 +143,16 @@ def train(
     max_iter: int | None = None,
     runs: Path = Path("runs"),
     verbose: bool = False,
+    form: str = "dense",
 ) -> dict:
     """Train, evaluate and write ``runs/<name>/``; return the metrics."""
     ensure_data()
     run_dir = runs / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    solver_path = write_run_files(run_dir, loss, targets, seed, max_iter)
+    solver_path = write_run_files(run_dir, loss, targets, seed, max_iter, form)
     solver = text_format.Parse(solver_path.read_text(), caffe_pb2.SolverParameter())
     print(
-        f"training {name}: loss={loss} targets={targets} seed={seed} "
+        f"training {name}: loss={loss} targets={targets} ({form}) seed={seed} "
         f"iterations={solver.max_iter} (log: {run_dir / 'caffe.log'})",
         flush=True,
     )
@@ -162,6 +166,7 @@ def train(
         "name": name,
         "loss": loss,
         "targets": targets,
+        "targets_form": form,
         "seed": seed,
         "iterations": solver.max_iter,
         "train_seconds": round(seconds, 1),
@@ -192,13 +197,31 @@ def main() -> None:
     parser.add_argument("--name", help="run directory name (default: digits_<loss>_<targets>)")
     parser.add_argument("--loss", choices=["softmax", "sigmoid"], default="softmax")
     parser.add_argument("--targets", choices=list(data.TARGET_KINDS), default="khot")
+    parser.add_argument(
+        "--targets-form",
+        choices=list(FORMS),
+        default="dense",
+        help="how the loss reads the targets: dense (N, 10) or label lists (N, 4) [softmax only]",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-iter", type=int, help="override the solver's max_iter")
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--verbose", action="store_true", help="echo Caffe's whole log")
     args = parser.parse_args()
-    name = args.name or f"digits_{args.loss}_{args.targets}"
-    result = train(name, args.loss, args.targets, args.seed, args.max_iter, args.runs, args.verbose)
+    if args.targets_form == "labels" and args.loss != "softmax":
+        parser.error("--targets-form labels trains the softmax loss only (sigmoid needs dense)")
+    suffix = "_labels" if args.targets_form == "labels" else ""
+    name = args.name or f"digits_{args.loss}_{args.targets}{suffix}"
+    result = train(
+        name,
+        args.loss,
+        args.targets,
+        args.seed,
+        args.max_iter,
+        args.runs,
+        args.verbose,
+        args.targets_form,
+    )
     print(
         f"\nwrote {args.runs / name}/: caffe.log, {Path(result['weights']).name}, "
         f"metrics.json, learning_curve.png\n"
