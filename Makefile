@@ -27,8 +27,9 @@ clean:  ## remove the venv and outputs (the Caffe cache stays: see README)
 train: env  ## the example: build data, train with .venv/bin/caffe, evaluate, write runs/<name>/
 	$(PY) -m examples.digits_multilabel.train $(TRAIN_ARGS)
 
-experiment: env  ## softmax (1/k) vs sigmoid, khot and ink targets, 3 seeds -> docs/experiment/
+experiment: env  ## softmax (1/k) vs sigmoid: digits (docs/experiment/), long tail (docs/long_tail/)
 	$(PY) -m examples.digits_multilabel.experiment $(EXPERIMENT_ARGS)
+	$(PY) -m examples.long_tail.experiment
 
 .PHONY: bench
 bench: env  ## forward+backward timings against native Caffe and PyTorch -> bench/results.json

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .loss.engine import NORMALIZATIONS
 from .loss.layout import TARGET_FORMS
+from .loss.options import NORMALIZATIONS
 
 
 @dataclass(frozen=True)

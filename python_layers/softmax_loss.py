@@ -20,9 +20,10 @@ from __future__ import annotations
 import caffe
 import numpy as np
 
-from .loss.engine import Options, SoftmaxCrossEntropy
+from .loss.engine import SoftmaxCrossEntropy
 from .loss.layout import Layout, layout_for
-from .loss.target_grad import label_weight_grad, target_grad
+from .loss.options import Options
+from .loss.target_grad import label_weight_grad
 from .params import softmax_loss_params
 
 LAYER = "SoftmaxLossLayer"
@@ -77,6 +78,8 @@ class SoftmaxLossLayer(caffe.Layer):
         if len(top) not in (1, 2):
             raise ValueError(f"{LAYER}: needs 1 or 2 tops (loss[, prob]), got {len(top)}")
         self.grad_weight: float | None = None  # loss weight of the gradient in bottom[0].diff
+        self.target_weight: float | None = None  # ... of the gradient in bottom[1].diff
+        self.eager_target_grad = False  # a backward asked for the dense targets' gradient
 
     def reshape(self, bottom, top) -> None:
         try:
@@ -109,8 +112,11 @@ class SoftmaxLossLayer(caffe.Layer):
                 f"{layout.inner} as outer x C x inner); a dense row of zeros is ignored instead"
             )
 
-    def _run(self, bottom, top, grad_weight: float | None) -> float:
-        """The engine on the blobs; the gradient goes to bottom[0].diff if grad_weight is set."""
+    def _run(
+        self, bottom, top, grad_weight: float | None, target_weight: float | None = None
+    ) -> float:
+        """The engine on the blobs: the scores' gradient goes to bottom[0].diff if grad_weight
+        is set, the dense targets' gradient to bottom[1].diff if target_weight is set."""
         try:
             loss = self.engine(
                 bottom[0].data,
@@ -120,6 +126,8 @@ class SoftmaxLossLayer(caffe.Layer):
                 grad_out=None if grad_weight is None else bottom[0].diff,
                 grad_scale=grad_weight or 0.0,
                 probs_out=top[1].data if len(top) == 2 else None,
+                target_grad_out=None if target_weight is None else bottom[1].diff,
+                target_grad_scale=target_weight or 0.0,
             )
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
@@ -130,32 +138,56 @@ class SoftmaxLossLayer(caffe.Layer):
         return loss
 
     def forward(self, bottom, top) -> None:
-        # 1. Validate, then loss (and in TRAIN the gradient) in one blocked pass.
+        # 1. Validate, then loss (and in TRAIN the gradients) in one pass. The dense targets'
+        #    gradient is computed here too once a backward has asked for it (distillation, or
+        #    force_backward), so that the targets are read once per iteration.
         training = self.phase == caffe.TRAIN
-        self.grad_weight = float(top[0].diff.flat[0]) if training else None
-        # 2. Write the loss; prob and the gradient were written by the engine.
-        top[0].data[...] = self._run(bottom, top, self.grad_weight)
+        weight = float(top[0].diff.flat[0])
+        self.grad_weight = weight if training else None
+        self.target_weight = weight if training and self.eager_target_grad else None
+        # 2. Write the loss; prob and the gradients were written by the engine.
+        top[0].data[...] = self._run(bottom, top, self.grad_weight, self.target_weight)
 
     def backward(self, top, propagate_down, bottom) -> None:
         loss_weight = float(top[0].diff.flat[0])  # the prototxt's loss_weight reaches us here
-        if propagate_down[0]:
-            if not self.grad_weight:  # TEST phase (or weight 0): compute it now
-                self._run(bottom, top, loss_weight)
-            elif loss_weight != self.grad_weight:  # someone changed the top diff since forward
-                bottom[0].diff[...] *= np.float32(loss_weight / self.grad_weight)
-            self.grad_weight = loss_weight
         # Targets: Caffe asks under force_backward even with propagate_down: false (a Python
         # layer always allows forced backward), so "target_gradient": false is the opt-out.
+        dense_wanted = (
+            len(bottom) > 1
+            and propagate_down[1]
+            and self.target_gradient
+            and self.layout.target_kind == "dense"
+        )
+        # 1. What forward did not write (TEST phase, a zero weight, a first call), in one pass;
+        #    what it wrote with another weight than now (someone changed the top diff), rescaled.
+        scores_missing = propagate_down[0] and not self.grad_weight
+        targets_missing = dense_wanted and not self.target_weight
+        if scores_missing or targets_missing:
+            self._run(
+                bottom,
+                top,
+                loss_weight if scores_missing else None,
+                loss_weight if targets_missing else None,
+            )
+        for index, written, wanted in (
+            (0, self.grad_weight, propagate_down[0] and not scores_missing),
+            (1, self.target_weight, dense_wanted and not targets_missing),
+        ):
+            if wanted and loss_weight != written:
+                bottom[index].diff[...] *= np.float32(loss_weight / written)
+        self.eager_target_grad = dense_wanted
+        self.grad_weight = loss_weight if propagate_down[0] else self.grad_weight
+        self.target_weight = loss_weight if dense_wanted else self.target_weight
+        # 2. The other bottoms: label weights (exact), labels and opted-out targets (zeros).
         for index in range(1, len(bottom)):
-            if propagate_down[index]:
-                bottom[index].diff[...] = loss_weight * self._target_grad(bottom, index)
+            if propagate_down[index] and not (index == 1 and dense_wanted):
+                bottom[index].diff[...] = loss_weight * self._other_target_grad(bottom, index)
 
-    def _target_grad(self, bottom, index: int) -> np.ndarray | float:
-        """d loss / d bottom[index]: exact for dense targets and label weights, else 0."""
-        kind = self.layout.target_kind
-        if not self.target_gradient or kind == "index" or (kind == "labels" and index == 1):
-            return 0.0  # labels are not differentiable; or the user said not to bother
-        scores = bottom[0].data
-        if kind == "dense":
-            return target_grad(scores, bottom[1].data, self.layout, self.options)
-        return label_weight_grad(scores, bottom[1].data, bottom[2].data, self.layout, self.options)
+    def _other_target_grad(self, bottom, index: int) -> np.ndarray | float:
+        """d loss / d bottom[index] for label weights (exact); 0 for labels, index targets,
+        and any targets with "target_gradient": false."""
+        if self.target_gradient and self.layout.target_kind == "labels" and index == 2:
+            return label_weight_grad(
+                bottom[0].data, bottom[1].data, bottom[2].data, self.layout, self.options
+            )
+        return 0.0

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .loss.engine import NORMALIZATIONS, Options, SoftmaxCrossEntropy
+from .loss.engine import SoftmaxCrossEntropy
 from .loss.layout import TARGET_FORMS, Layout, class_axis, class_view, label_view, layout_for
+from .loss.options import NORMALIZATIONS, Options
 from .loss.target_grad import label_weight_grad, target_grad
 from .loss.targets import TargetError
 
@@ -86,12 +87,17 @@ def softmax_cross_entropy(
     if label_weights is not None:
         label_weights = np.asarray(label_weights, dtype=np.float32)
     grad, probs = np.empty_like(scores), np.empty_like(scores)
+    dense_target_grad = with_target_grad and layout.target_kind == "dense"
+    grad_targets = np.empty_like(targets) if dense_target_grad else None
     loss = SoftmaxCrossEntropy(options)(
-        scores, targets, layout, label_weights=label_weights, grad_out=grad, probs_out=probs
+        scores,
+        targets,
+        layout,
+        label_weights=label_weights,
+        grad_out=grad,
+        probs_out=probs,
+        target_grad_out=grad_targets,
     )
-    grad_targets = None
-    if with_target_grad and layout.target_kind == "dense":
-        grad_targets = target_grad(scores, targets, layout, options)
     if with_target_grad and layout.target_kind == "labels":
         weights = np.ones_like(targets) if label_weights is None else label_weights
         grad_targets = label_weight_grad(scores, targets, weights, layout, options)

@@ -13,6 +13,7 @@ from python_layers import softmax_math as sm
 from python_layers.loss import engine
 
 RNG = np.random.default_rng(7)
+needs_numba = pytest.mark.skipif(engine._fused is None, reason="numba is not importable")
 
 
 def dense_case(shape):
@@ -58,12 +59,16 @@ def test_buffers_are_reused_and_calls_allocate_nothing_batch_sized(shape, kind):
         assert peak < 0.25 * scores.nbytes, (peak, scores.nbytes)
 
 
-def test_buffers_are_reallocated_on_reshape():
-    engine = sm.SoftmaxCrossEntropy()
+@pytest.mark.parametrize(
+    "fused,name,per_row",
+    [(False, "row_max", (1, 1)), pytest.param(True, "row_stats", (3,), marks=needs_numba)],
+)
+def test_buffers_are_reallocated_on_reshape(fused, name, per_row):
+    loss = sm.SoftmaxCrossEntropy(fused=fused)
     for shape in [(8, 50), (16, 50), (8, 50)]:
         scores, targets = dense_case(shape)
-        engine(scores, targets, sm.layout_for(shape, shape))
-        assert engine._buffers["row_max"].shape == (shape[0], 1, 1)
+        loss(scores, targets, sm.layout_for(shape, shape))
+        assert loss._buffers[name].shape == (shape[0], *per_row)
 
 
 def _run(engine_, scores, targets, layout):
@@ -100,22 +105,24 @@ def test_numpy_engine_threads_and_block_size_do_not_change_results(kind, shape, 
     _assert_same(results)
 
 
-@pytest.mark.skipif(engine._fused is None, reason="numba is not importable")
+@needs_numba
 @pytest.mark.parametrize("kind", ["dense", "index"])
 def test_fused_rows_serial_and_parallel_kernels_agree(kind, monkeypatch):
-    """The fused kernel's two drivers: one thread, and rows over numba's threads."""
+    """The fused kernels' two drivers: one thread, and chunks of rows over numba's threads."""
     scores, targets = dense_case((64, 9000))
     if kind == "index":
         targets = targets.argmax(axis=1).astype(np.float32)
     layout = sm.layout_for(scores.shape, targets.shape)
+    family = "dense" if kind == "dense" else "sparse"
     called = []
     results = []
-    for name, threshold in [("rows_serial", 1 << 40), ("rows_parallel", 1)]:
+    for driver, threshold in [("serial", 1 << 40), ("parallel", 1)]:
+        name = f"{family}_{driver}"
         monkeypatch.setattr(engine, "PARALLEL_ELEMENTS", threshold)
         kernel = getattr(engine._fused, name)
         monkeypatch.setattr(
             engine._fused, name, lambda *a, _k=kernel, _n=name: called.append(_n) or _k(*a)
         )
         results.append(_run(sm.SoftmaxCrossEntropy(), scores, targets, layout))
-    assert called == ["rows_serial", "rows_parallel"]
+    assert called == [f"{family}_serial", f"{family}_parallel"]
     _assert_same(results)

@@ -136,6 +136,37 @@ def test_dense_targets_equal_float64_oracle(make_net, options, kind, loss_weight
     )
 
 
+@pytest.mark.parametrize("options", DENSE_OPTIONS[:4], ids=lambda o: json_id(o))
+def test_distillation_over_iterations_in_train_phase(caffe, make_net, options):
+    """TRAIN phase, three iterations with new data each time: the first backward computes the
+    targets' gradient, later forwards compute it in their own pass (the targets read once);
+    a loss weight changed between forward and backward is honoured for both gradients."""
+    shape = (6, 5)
+    n = make_net(
+        net(
+            input_layer(scores=shape, targets=shape),
+            softmax_loss_layer("scores", "targets", loss_weight=1.5, **options),
+        ),
+        caffe.TRAIN,
+    )
+    for iteration in range(3):
+        scores = RNG.normal(0, 3, shape).astype(np.float32)
+        targets = real_valued(shape)
+        n.blobs["scores"].data[...] = scores
+        n.blobs["targets"].data[...] = targets
+        n.forward()
+        layer = n.layers[list(n._layer_names).index("loss")]
+        assert layer.target_weight == (None if iteration == 0 else 1.5)  # computed in forward
+        weight = 1.5 if iteration < 2 else 4.0
+        n.blobs["loss"].diff[...] = weight  # iteration 2: changed after forward
+        n.backward()
+        _, ref_grad, _ = reference(scores, targets, **options)
+        np.testing.assert_allclose(n.blobs["scores"].diff, weight * ref_grad, rtol=1e-4, atol=1e-6)
+        expected = weight * reference_target_grad(scores, targets, **options)
+        expected[1] = 0  # the zero row: a kink for the oracle; the layer's convention is 0
+        np.testing.assert_allclose(n.blobs["targets"].diff, expected, rtol=1e-3, atol=1e-5)
+
+
 def json_id(options):
     return ",".join(f"{k}={v}" for k, v in options.items()) or "defaults"
 

@@ -154,6 +154,23 @@ def build(
     return lists
 
 
+def carve_validation(source_dir: Path, out_dir: Path, count: int = 1000) -> Path:
+    """A split for choosing hyper-parameters without the test set: ``out_dir`` gets
+    ``train_{kind}`` (the training collages but the last ``count``) and ``test_{kind}`` (those
+    last ``count``, the validation set), every dataset of the source files included."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for kind in TARGET_KINDS:
+        with h5py.File(source_dir / f"train_{kind}.h5", "r") as f:
+            arrays = {name: f[name][...] for name in f}
+        for split, rows in (("train", slice(None, -count)), ("test", slice(-count, None))):
+            path = out_dir / f"{split}_{kind}.h5"
+            with h5py.File(path, "w", track_order=False) as f:
+                for name, array in arrays.items():
+                    f.create_dataset(name, data=array[rows], track_times=False)
+            (out_dir / f"{split}_{kind}.txt").write_text(f"{path}\n")
+    return out_dir
+
+
 def is_current(out_dir: Path = DEFAULT_DIR) -> bool:
     """Whether the files in ``out_dir`` hold every dataset this version writes."""
     try:

@@ -77,13 +77,15 @@ def target_tops(targets: str, form: str) -> tuple[str, ...]:
     return ("labels", "label_weights") if targets == "ink" else ("labels",)
 
 
-def _data_layer(n: caffe.NetSpec, split: str, targets: str, form: str) -> list:
+def _data_layer(
+    n: caffe.NetSpec, split: str, targets: str, form: str, data_dir: Path = DEFAULT_DIR
+) -> list:
     """HDF5Data with tops data + the target tops, set on ``n``; returns the target tops."""
     phase = caffe.TRAIN if split == "train" else caffe.TEST
     batch = TRAIN_BATCH if split == "train" else TEST_BATCH
     names = ("data", *target_tops(targets, form))
     tops = L.HDF5Data(
-        source=str(DEFAULT_DIR / f"{split}_{targets}.txt"),
+        source=str(data_dir / f"{split}_{targets}.txt"),
         batch_size=batch,
         shuffle=split == "train",
         include=dict(phase=phase),
@@ -94,12 +96,14 @@ def _data_layer(n: caffe.NetSpec, split: str, targets: str, form: str) -> list:
     return list(tops[1:])
 
 
-def train_val(loss: str, targets: str = "khot", form: str = "dense") -> caffe_pb2.NetParameter:
+def train_val(
+    loss: str, targets: str = "khot", form: str = "dense", data_dir: Path = DEFAULT_DIR
+) -> caffe_pb2.NetParameter:
     """HDF5Data (TRAIN and TEST), the body, the loss, and metrics on probabilities in TEST."""
     if form == "labels" and loss != "softmax":
         raise ValueError("label lists feed the softmax loss; SigmoidCrossEntropyLoss is dense")
     n = caffe.NetSpec()
-    target = _data_layer(n, "train", targets, form)
+    target = _data_layer(n, "train", targets, form, data_dir)
     body(n, n.data)
     lists = {"targets": "labels"} if form == "labels" else {}
     if loss == "softmax":
@@ -114,7 +118,7 @@ def train_val(loss: str, targets: str = "khot", form: str = "dense") -> caffe_pb
     )
     proto = n.to_proto()
     test_data = caffe.NetSpec()
-    _data_layer(test_data, "test", targets, form)
+    _data_layer(test_data, "test", targets, form, data_dir)
     layers = [*test_data.to_proto().layer, *proto.layer]  # TEST data layer first, like Caffe's
     del proto.layer[:]
     proto.layer.extend(layers)

@@ -51,13 +51,17 @@ def write_run_files(
     seed: int,
     max_iter: int | None,
     form: str = "dense",
+    data_dir: Path = data.DEFAULT_DIR,
+    base_lr: float | None = None,
 ) -> Path:
     """The committed solver and this run's net (``nets.train_val``: the committed net for
     k-hot targets, the same with another data file or target form otherwise) in ``run_dir``."""
     solver = text_format.Parse(
         (PROTOTXT_DIR / prototxt_name("solver", loss)).read_text(), caffe_pb2.SolverParameter()
     )
-    net = train_val(loss, targets, form)
+    net = train_val(loss, targets, form, data_dir)
+    if base_lr is not None:
+        solver.base_lr = base_lr
     if max_iter is not None:  # a shorter schedule keeps the same shape
         solver.stepsize = max(1, solver.stepsize * max_iter // solver.max_iter)
         solver.test_interval = max(1, min(solver.test_interval, max_iter // 4))
@@ -144,12 +148,16 @@ def train(
     runs: Path = Path("runs"),
     verbose: bool = False,
     form: str = "dense",
+    data_dir: Path = data.DEFAULT_DIR,
+    base_lr: float | None = None,
 ) -> dict:
-    """Train, evaluate and write ``runs/<name>/``; return the metrics."""
-    ensure_data()
+    """Train, evaluate on ``data_dir``'s test split and write ``runs/<name>/``; return the
+    metrics. ``base_lr`` overrides the committed solver's."""
+    if data_dir == data.DEFAULT_DIR:
+        ensure_data()
     run_dir = runs / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    solver_path = write_run_files(run_dir, loss, targets, seed, max_iter, form)
+    solver_path = write_run_files(run_dir, loss, targets, seed, max_iter, form, data_dir, base_lr)
     solver = text_format.Parse(solver_path.read_text(), caffe_pb2.SolverParameter())
     print(
         f"training {name}: loss={loss} targets={targets} ({form}) seed={seed} "
@@ -168,11 +176,12 @@ def train(
         "targets": targets,
         "targets_form": form,
         "seed": seed,
+        "base_lr": solver.base_lr,
         "iterations": solver.max_iter,
         "train_seconds": round(seconds, 1),
         "weights": str(weights),
         "final_train_loss": curves["train_loss"][-1][1] if curves["train_loss"] else None,
-        "test": evaluate(weights, loss, targets),
+        "test": evaluate(weights, loss, targets, data_dir),
         "curves": curves,
     }
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))

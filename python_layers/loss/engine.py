@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .layout import Layout, class_view, label_view
+from .options import DEFAULT_OPTIONS, Options, loss_divisor
+from .target_grad import target_grad
 from .targets import (
     check_index_targets,
     check_label_lists,
@@ -43,7 +45,6 @@ try:  # the fused per-row kernels; without numba the numpy blocks compute the sa
 except ImportError:  # pragma: no cover - numba is a pinned dependency
     _fused = None
 
-NORMALIZATIONS = ("full", "valid", "batch_size", "none")
 BLOCK_ELEMENTS = 262144  # floats per block buffer (1 MiB): few numpy calls per element, L3-resident
 PARALLEL_ELEMENTS = 1 << 20  # below this, threads cost more than they save
 
@@ -54,16 +55,6 @@ class _BadScoresError(Exception):
 
 class _BadTargetsError(Exception):
     """Internal: bad target values found; the caller words the error."""
-
-
-def _divisor(normalization: str, layout: Layout, valid_count: float) -> float:
-    counts = {
-        "full": layout.positions,
-        "valid": valid_count,
-        "batch_size": layout.outer,
-        "none": 1,
-    }
-    return float(max(1.0, counts[normalization]))
 
 
 # --- The engine -----------------------------------------------------------------------------
@@ -77,20 +68,6 @@ def _leading(shape: tuple[int, ...]) -> tuple[slice, ...]:
 def _class_shape(block: np.ndarray) -> tuple[int, ...]:
     """Shape that broadcasts a per-class vector over a (b, C) or (1, C, k) block."""
     return (1, block.shape[1]) + (1,) * (block.ndim - 2)
-
-
-@dataclass(frozen=True)
-class Options:
-    """The loss's parameters (see the README's table)."""
-
-    normalization: str = "valid"
-    normalize_targets: bool = True
-    ignore_label: int | None = None
-    label_smoothing: float = 0.0
-    class_weights: tuple[float, ...] | None = None
-
-
-DEFAULT_OPTIONS = Options()
 
 
 @dataclass
@@ -119,7 +96,10 @@ class SoftmaxCrossEntropy:
     """
 
     def __init__(
-        self, options: Options = Options(), threads: int | None = None, fused: bool | None = None
+        self,
+        options: Options = DEFAULT_OPTIONS,
+        threads: int | None = None,
+        fused: bool | None = None,
     ):
         """``fused``: use the numba kernels for (N, C) layouts (default: when available)."""
         self.options = options
@@ -145,7 +125,7 @@ class SoftmaxCrossEntropy:
     # 1. Per-position quantities, validating targets and scores on the way.
     def _per_position(
         self,
-        scores: np.ndarray,
+        scores: np.ndarray | None,
         targets: np.ndarray,
         label_weights: np.ndarray | None,
         layout: Layout,
@@ -156,9 +136,11 @@ class SoftmaxCrossEntropy:
         All arrays here live in reused buffers (no allocation after the first call).
         """
         shape = (layout.outer, 1, layout.inner)
-        row_max = np.max(scores, axis=1, keepdims=True, out=self._buffer("row_max", shape))
-        if not (np.isfinite(row_max).all() and np.isfinite(scores.min())):
-            raise _BadScoresError
+        row_max = None  # scores None: the fused kernels find the maxima (and check) themselves
+        if scores is not None:
+            row_max = np.max(scores, axis=1, keepdims=True, out=self._buffer("row_max", shape))
+            if not (np.isfinite(row_max).all() and np.isfinite(scores.min())):
+                raise _BadScoresError
         if layout.target_kind == "dense":
             return self._dense_positions(targets, layout, shape, row_max)
         if layout.target_kind == "index":
@@ -197,7 +179,7 @@ class SoftmaxCrossEntropy:
             np.einsum("ocs,c->os", targets, self.weights, dtype=np.float64, out=mass[:, 0, :])
             np.multiply(mass, scale, out=mass)
         np.add(mass, eps * weight_sum / classes, out=mass, where=valid)
-        divisor = _divisor(o.normalization, layout, float(np.count_nonzero(valid)))
+        divisor = loss_divisor(o.normalization, layout, float(np.count_nonzero(valid)))
         return _PerPosition(row_max, scale, offset, mass, None, None, divisor)
 
     def _index_positions(self, targets, layout, shape, row_max) -> _PerPosition:
@@ -227,7 +209,7 @@ class SoftmaxCrossEntropy:
             total = float(label_weight.sum(dtype=np.float64))
             divisor = total if total > 0 else 1.0  # PyTorch's weighted mean
         else:
-            divisor = _divisor(o.normalization, layout, float(np.count_nonzero(valid)))
+            divisor = loss_divisor(o.normalization, layout, float(np.count_nonzero(valid)))
         np.multiply(label_weight, np.float32(1.0 - eps), out=label_weight)
         np.multiply(valid, eps / classes, out=offset, casting="unsafe")
         np.multiply(valid, eps * weight_sum / classes, out=mass, casting="unsafe")
@@ -276,7 +258,7 @@ class SoftmaxCrossEntropy:
         np.multiply(valid, eps / classes, out=offset, casting="unsafe")
         np.sum(label_weight, axis=1, keepdims=True, dtype=np.float64, out=mass)
         np.add(mass, eps * weight_sum / classes, out=mass, where=valid)
-        divisor = _divisor(o.normalization, layout, float(np.count_nonzero(valid)))
+        divisor = loss_divisor(o.normalization, layout, float(np.count_nonzero(valid)))
         return _PerPosition(row_max, None, offset, mass, codes, label_weight, divisor)
 
     # 2. One block of positions: everything stays in the block buffers. A block is an index
@@ -352,39 +334,88 @@ class SoftmaxCrossEntropy:
         np.multiply(a, shifted, out=products)
         return np.sum(products, axis=1, dtype=np.float64)
 
-    def _fused_rows(self, scores, targets, per, grad, grad_scale, probs) -> float:
-        """The (N, C) case in one numba pass; (N, 1, 1)-shaped per-position arrays flattened,
-        (N, K, 1) label lists to (N, K)."""
-        classes = scores.shape[1]
-        dense = per.labels is None
+    def _fused_rows(
+        self, scores, targets, weights, layout, grad, grad_scale, probs, target_grad, target_scale
+    ) -> float:
+        """The (N, C) case in one numba pass per row; (N, C, 1) views flattened to (N, C).
+
+        Scores (and dense targets) are checked inside the kernel as each row is read; when
+        the probabilities (a top) are wanted, the inputs are checked first, so that bad input
+        writes nothing there.
+        """
+        rows, classes = layout.outer, layout.classes
+        if probs is not None:
+            self._per_position(scores, targets, weights, layout)  # raises on bad input
         unused = self._buffer("unused", (1, 1))  # stands in for arrays a call does not use
-        weights = self.weights
-        if weights is None:
-            weights = self._buffer("ones", (classes,))
-            weights.fill(1.0)
-        parallel = scores.size >= PARALLEL_ELEMENTS
-        kernel = _fused.rows_parallel if parallel else _fused.rows_serial
+        flat = lambda array: unused if array is None else array[:, :, 0]  # noqa: E731
+        class_weights = self.weights
+        if class_weights is None:
+            class_weights = self._buffer("ones", (classes,))
+            class_weights.fill(1.0)
+        parallel = rows * classes >= PARALLEL_ELEMENTS
         chunks = _fused.threads() if parallel else 1
-        return kernel(
-            scores[:, :, 0],
-            per.row_max[:, 0, 0],
-            targets[:, :, 0] if dense else unused,
-            self._buffer("no_labels", (1, 1), np.int64) if dense else per.labels[:, :, 0],
-            per.scale[:, 0, 0] if dense else self._buffer("no_scale", (1,)),
-            per.offset[:, 0, 0],
-            self._buffer("no_weight", (1, 1)) if dense else per.label_weight[:, :, 0],
-            per.mass[:, 0, 0],
-            weights,
-            grad_scale,
-            unused if grad is None else grad[:, :, 0],
-            unused if probs is None else probs[:, :, 0],
-            dense,
-            grad is not None,
-            probs is not None,
+        scratch = (
             self._buffer("row_work", (chunks, classes)),  # per-thread scratch, reused
             self._buffer("row_bits", (chunks, classes), np.int32),
-            self._buffer("row_losses", (scores.shape[0],), np.float64),
+            self._buffer("row_stats", (rows, 3), np.float64),
         )
+        scratch[2].fill(0.0)
+        o = self.options
+        if layout.target_kind == "dense":
+            # Z for "valid" needs the valid rows, known only after the pass: assume all are
+            # valid (the usual case) and rescale afterwards if some were not.
+            assumed = loss_divisor(o.normalization, layout, layout.positions)
+            args = (
+                scores[:, :, 0],
+                targets[:, :, 0],
+                class_weights,
+                float(class_weights.sum(dtype=np.float64)),
+                o.label_smoothing,
+                o.normalize_targets,
+                grad_scale / assumed,
+                flat(grad),
+                flat(probs),
+                target_scale / assumed,
+                flat(target_grad),
+                grad is not None,
+                probs is not None,
+                target_grad is not None,
+            )
+            (_fused.dense_parallel if parallel else _fused.dense_serial)(args, *scratch)
+            loss, valid, bad_row, code = _fused.summarise(scratch[2])
+            self._raise_if_bad(bad_row, code, scores, targets)
+            divisor = loss_divisor(o.normalization, layout, valid)
+            if divisor != assumed:
+                for out in (grad, target_grad):
+                    if out is not None:
+                        out *= np.float32(assumed / divisor)
+            return loss / divisor
+        per = self._per_position(None, targets, weights, layout)
+        args = (
+            scores[:, :, 0],
+            per.labels[:, :, 0],
+            per.label_weight[:, :, 0],
+            per.offset[:, 0, 0],
+            per.mass[:, 0, 0],
+            class_weights,
+            grad_scale / per.divisor,
+            flat(grad),
+            flat(probs),
+            grad is not None,
+            probs is not None,
+        )
+        (_fused.sparse_parallel if parallel else _fused.sparse_serial)(args, *scratch)
+        loss, _, bad_row, code = _fused.summarise(scratch[2])
+        self._raise_if_bad(bad_row, code, scores, targets)
+        return loss / per.divisor
+
+    @staticmethod
+    def _raise_if_bad(bad_row: int, code: float, scores, targets) -> None:
+        if bad_row < 0:
+            return
+        if code == _fused.BAD_SCORES:
+            raise _BadScoresError
+        raise _BadTargetsError
 
     def _blocks(self, layout: Layout) -> list[tuple]:
         if layout.inner == 1:  # rows: (b, C) views, so that reductions run along rows
@@ -409,18 +440,33 @@ class SoftmaxCrossEntropy:
         grad_out: np.ndarray | None = None,
         grad_scale: float = 1.0,
         probs_out: np.ndarray | None = None,
+        target_grad_out: np.ndarray | None = None,
+        target_grad_scale: float = 1.0,
     ) -> float:
-        """The loss; also ``grad_scale * dloss/ds`` into ``grad_out`` and p into ``probs_out``.
+        """The loss; also ``grad_scale * dloss/ds`` into ``grad_out``, p into ``probs_out`` and
+        (dense targets) ``target_grad_scale * dloss/dt`` into ``target_grad_out``.
 
         ``scores``, ``targets`` (and ``label_weights`` for label lists) and the outputs may
         have any shape that fits ``layout``. Raises :class:`TargetError` (bad targets) or
-        ``FloatingPointError`` (non-finite scores) before writing anything.
+        ``FloatingPointError`` (non-finite scores) before writing to ``probs_out``; the
+        gradient arrays may hold part of a result then.
         """
         scores3 = class_view(scores, layout)
         targets3 = label_view(targets, layout) if layout.sparse else class_view(targets, layout)
         weights3 = None if label_weights is None else label_view(label_weights, layout)
+        outputs = (
+            None if grad_out is None else class_view(grad_out, layout),
+            grad_scale,
+            None if probs_out is None else class_view(probs_out, layout),
+            None if target_grad_out is None else class_view(target_grad_out, layout),
+            target_grad_scale,
+        )
+        if target_grad_out is not None and layout.target_kind != "dense":
+            raise ValueError("target_grad_out is for dense targets")
         try:
-            per = self._per_position(scores3, targets3, weights3, layout)
+            if self.fused and layout.inner == 1:
+                return self._fused_rows(scores3, targets3, weights3, layout, *outputs)
+            return self._blocked(scores3, targets3, weights3, layout, *outputs)
         except _BadScoresError:
             raise FloatingPointError(non_finite_scores_message(scores)) from None
         except _BadTargetsError:
@@ -429,17 +475,18 @@ class SoftmaxCrossEntropy:
             if layout.target_kind == "labels":
                 check_label_lists(targets, label_weights, layout.classes)
             raise first_bad_dense(targets) from None
-        grad3 = None if grad_out is None else class_view(grad_out, layout)
-        probs3 = None if probs_out is None else class_view(probs_out, layout)
+
+    def _blocked(
+        self, scores, targets, weights, layout, grad, grad_scale, probs, target_grad_out, t_scale
+    ) -> float:
+        """Any layout with numpy: cache-sized blocks of positions, blocks over threads."""
+        per = self._per_position(scores, targets, weights, layout)
         scale = grad_scale / per.divisor
-        if self.fused and layout.inner == 1:
-            return self._fused_rows(scores3, targets3, per, grad3, scale, probs3) / per.divisor
         blocks = self._blocks(layout)
 
         def run(worker: int, chunk: list) -> float:
             return sum(
-                self._block(ix, scores3, targets3, per, grad3, scale, probs3, worker)
-                for ix in chunk
+                self._block(ix, scores, targets, per, grad, scale, probs, worker) for ix in chunk
             )
 
         if self.threads > 1 and scores.size >= PARALLEL_ELEMENTS and len(blocks) > 1:
@@ -450,4 +497,7 @@ class SoftmaxCrossEntropy:
             total = sum(self._pool.map(run, range(len(chunks)), chunks))
         else:
             total = run(0, blocks)
+        if target_grad_out is not None:  # float64 numpy, in full (no fused kernel here)
+            exact = target_grad(scores, targets, layout, self.options)
+            np.multiply(exact, np.float32(t_scale), out=target_grad_out)
         return total / per.divisor

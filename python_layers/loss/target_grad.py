@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import DEFAULT_OPTIONS, Options, _divisor
 from .layout import Layout, class_view, label_view
+from .options import DEFAULT_OPTIONS, Options, loss_divisor
 
 
 def _log_softmax(scores3: np.ndarray) -> np.ndarray:
@@ -41,7 +41,7 @@ def target_grad(
     targets3 = class_view(np.asarray(targets, dtype=np.float64), layout)
     sums = targets3.sum(axis=1, keepdims=True)
     valid = sums > 0
-    divisor = _divisor(options.normalization, layout, float(np.count_nonzero(valid)))
+    divisor = loss_divisor(options.normalization, layout, float(np.count_nonzero(valid)))
     grad = _log_softmax(scores3) / divisor  # d loss / d (w t_smoothed), float64
     if options.class_weights is not None:
         grad *= np.asarray(options.class_weights).reshape(1, -1, 1)
@@ -72,7 +72,7 @@ def label_weight_grad(
     codes = np.maximum(codes, 0)
     sums = weights.sum(axis=1, keepdims=True)
     valid = sums > 0
-    divisor = _divisor(options.normalization, layout, float(np.count_nonzero(valid)))
+    divisor = loss_divisor(options.normalization, layout, float(np.count_nonzero(valid)))
     neg_log_p = _log_softmax(scores2)[:, :, 0]  # (N, C)
     grad = neg_log_p[np.arange(rows)[:, None], codes] / divisor  # (N, K): at the listed classes
     if options.class_weights is not None:
