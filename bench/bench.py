@@ -43,6 +43,8 @@ SHAPES = [
     ((24, 17000), "dense"),
     ((24, 17000), "index"),
     ((8, 21, 128, 128), "index"),
+    ((256, 1000), "distill"),
+    ((256, 17000), "distill"),
 ]
 RNG = np.random.default_rng(0)
 
@@ -82,6 +84,8 @@ def copy_bandwidth() -> float:
 
 
 def make_data(shape, kind):
+    """Scores, targets (dense k-hot, k = 1..3, or index) and index labels for the native peer.
+    ``distill``: dense targets whose gradient is wanted too (a teacher's output)."""
     scores = RNG.normal(0, 2, shape).astype(np.float32)
     classes = shape[1]
     positions = (shape[0], *shape[2:])
@@ -99,11 +103,12 @@ def make_data(shape, kind):
 
 def build_net(layer: str, scores_shape, targets_shape, phase=None):
     dims = lambda shape: " ".join(f"dim: {d}" for d in shape)  # noqa: E731
-    text = (
+    head = "force_backward: true\n" if layer.startswith("force_backward") else ""
+    text = head + (
         'layer { name: "input" type: "Input" top: "scores" top: "targets"\n'
         f"  input_param {{ shape {{ {dims(scores_shape)} }}\n"
         f"                shape {{ {dims(targets_shape)} }} }} }}\n"
-        f"{layer}"
+        f"{layer.removeprefix(head)}"
     )
     with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
         f.write(text)
@@ -112,7 +117,14 @@ def build_net(layer: str, scores_shape, targets_shape, phase=None):
     return net
 
 
-# propagate_down: gradients to the scores only, as in training (targets come from data)
+# propagate_down: gradients to the scores only, as in training (targets come from data);
+# distillation rows: force_backward, so that the targets' gradient is computed too
+DISTILL = (
+    "force_backward: true\n"
+    'layer { name: "loss" type: "Python" bottom: "scores" bottom: "targets" top: "loss"\n'
+    '  python_param { module: "python_layers.softmax_loss" layer: "SoftmaxLossLayer" }\n'
+    "  loss_weight: 1 }\n"
+)
 OURS = (
     'layer { name: "loss" type: "Python" bottom: "scores" bottom: "targets" top: "loss"\n'
     '  python_param { module: "python_layers.softmax_loss" layer: "SoftmaxLossLayer" }\n'
@@ -155,12 +167,18 @@ def torch_runner(scores, targets, kind, threads):
     x = torch.from_numpy(scores).requires_grad_()
     if kind == "index":
         y = torch.from_numpy(targets.reshape(scores.shape[0], *scores.shape[2:])).long()
+    elif kind == "distill":  # the normalisation is part of the differentiated graph, as ours
+        raw = torch.from_numpy(targets.copy()).requires_grad_()
     else:
         y = torch.from_numpy(targets / targets.sum(axis=1, keepdims=True))
 
     def run():
         x.grad = None
-        F.cross_entropy(x, y).backward()
+        if kind == "distill":
+            raw.grad = None
+            F.cross_entropy(x, raw / raw.sum(dim=1, keepdim=True)).backward()
+        else:
+            F.cross_entropy(x, y).backward()
 
     return run
 
@@ -171,7 +189,7 @@ def retained(net) -> int:
 
 def bench_shape(shape, kind, repeats, bandwidth, threads):
     scores, targets, labels = make_data(shape, kind)
-    ours_net = build_net(OURS, shape, targets.shape)
+    ours_net = build_net(DISTILL if kind == "distill" else OURS, shape, targets.shape)
     ours = run_net(ours_net, scores, targets)
     native = run_net(build_net(NATIVE, shape, labels.shape), scores, labels)
     torch_run = torch_runner(scores, targets, kind, threads)
@@ -182,6 +200,8 @@ def bench_shape(shape, kind, repeats, bandwidth, threads):
     row["retained_bytes"] = retained(ours_net)
     row["score_blob_bytes"] = scores.nbytes
     moved = scores.nbytes + targets.nbytes + scores.nbytes  # read s, read t, write grad
+    if kind == "distill":
+        moved += targets.nbytes  # write the targets' gradient
     row["floor_ms"] = 1e3 * moved / bandwidth
     return row
 

@@ -4,6 +4,7 @@ number of threads or the block size."""
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 
 import numpy as np
@@ -118,7 +119,7 @@ def test_fused_rows_serial_and_parallel_kernels_agree(kind, monkeypatch):
     results = []
     for driver, threshold in [("serial", 1 << 40), ("parallel", 1)]:
         name = f"{family}_{driver}"
-        monkeypatch.setattr(engine, "PARALLEL_ELEMENTS", threshold)
+        monkeypatch.setattr(engine, "FUSED_PARALLEL_ELEMENTS", threshold)
         kernel = getattr(engine._fused, name)
         monkeypatch.setattr(
             engine._fused, name, lambda *a, _k=kernel, _n=name: called.append(_n) or _k(*a)
@@ -126,3 +127,48 @@ def test_fused_rows_serial_and_parallel_kernels_agree(kind, monkeypatch):
         results.append(_run(sm.SoftmaxCrossEntropy(), scores, targets, layout))
     assert called == [f"{family}_serial", f"{family}_parallel"]
     _assert_same(results)
+
+
+@pytest.mark.parametrize("kind", ["dense", "index"])
+@pytest.mark.parametrize("shape", [(64, 3000), (4, 21, 40, 50), (2, 7, 300)])
+def test_fused_and_numpy_engines_agree(kind, shape):
+    """The fused kernels (rows, or blocks of positions) against the numpy blocks, with label
+    smoothing and class weights, to float32 rounding."""
+    scores, targets = dense_case(shape)
+    if kind == "index":
+        targets = targets.argmax(axis=1).astype(np.float32)
+    layout = sm.layout_for(scores.shape, targets.shape)
+    options = sm.Options(label_smoothing=0.1, class_weights=tuple(RNG.uniform(0.5, 2, shape[1])))
+    fused, plain = (
+        _run(sm.SoftmaxCrossEntropy(options, fused=f), scores, targets, layout) for f in (1, 0)
+    )
+    assert fused[0] == pytest.approx(plain[0], rel=1e-6)
+    np.testing.assert_allclose(fused[1], plain[1], rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(fused[2], plain[2], rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("fused", [pytest.param(True, marks=needs_numba), False])
+@pytest.mark.parametrize("shape", [(6, 300), (2, 5, 20, 30)])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_non_finite_scores_are_caught_by_every_path(fused, shape, bad):
+    scores, targets = dense_case(shape)
+    where = (1, 3) + (0,) * (len(shape) - 2)
+    scores[where] = bad
+    probs = np.full_like(scores, 0.5)
+    with pytest.raises(
+        FloatingPointError,
+        match=rf"bottom\[0\] \(scores\) holds 1 non-finite "
+        rf"value\(s\), the first {bad} at {re.escape(str(where))}",
+    ):
+        sm.SoftmaxCrossEntropy(fused=fused)(
+            scores,
+            targets,
+            sm.layout_for(shape, shape),
+            grad_out=np.empty_like(scores),
+            probs_out=probs,
+        )
+    assert (probs == 0.5).all()  # a top: nothing written
+    with pytest.raises(FloatingPointError):  # without probs the kernels check as they go
+        sm.SoftmaxCrossEntropy(fused=fused)(
+            scores, targets, sm.layout_for(shape, shape), grad_out=np.empty_like(scores)
+        )

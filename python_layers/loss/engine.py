@@ -40,13 +40,15 @@ from .targets import (
     non_finite_scores_message,
 )
 
-try:  # the fused per-row kernels; without numba the numpy blocks compute the same thing
+try:  # the fused kernels; without numba the numpy blocks compute the same thing
+    from . import fused_positions as _fused_positions
     from . import fused_rows as _fused
 except ImportError:  # pragma: no cover - numba is a pinned dependency
-    _fused = None
+    _fused = _fused_positions = None
 
 BLOCK_ELEMENTS = 262144  # floats per block buffer (1 MiB): few numpy calls per element, L3-resident
-PARALLEL_ELEMENTS = 1 << 20  # below this, threads cost more than they save
+PARALLEL_ELEMENTS = 1 << 20  # numpy blocks: below this, threads cost more than they save
+FUSED_PARALLEL_ELEMENTS = 1 << 17  # fused rows: the same break-even, measured (2 cores)
 
 
 class _BadScoresError(Exception):
@@ -108,6 +110,7 @@ class SoftmaxCrossEntropy:
             raise ImportError("fused=True needs numba, which is not importable")
         weights = options.class_weights
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float32)
+        self._weights_total = None if weights is None else float(np.sum(weights))
         self.threads = threads or min(os.cpu_count() or 1, 8)
         self._pool: ThreadPoolExecutor | None = None
         self._buffers: dict[str, np.ndarray] = {}
@@ -118,6 +121,13 @@ class SoftmaxCrossEntropy:
         if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
             buffer = self._buffers[name] = np.empty(shape, dtype=dtype)
         return buffer
+
+    def _weight_sum(self, classes: int) -> float:
+        """sum_c w_c (C without class weights), once: numpy's float64 sum of float32 would
+        allocate a cast buffer on every call."""
+        if self.weights is None:
+            return float(classes)
+        return self._weights_total
 
     def retained_bytes(self) -> int:
         return sum(buffer.nbytes for buffer in self._buffers.values())
@@ -150,7 +160,7 @@ class SoftmaxCrossEntropy:
     def _common(self, layout: Layout, shape: tuple[int, ...]):
         """Buffers and constants both target kinds fill: valid, offset, mass, eps, C, sum(w)."""
         eps, classes = self.options.label_smoothing, layout.classes
-        weight_sum = float(classes if self.weights is None else self.weights.sum(dtype=np.float64))
+        weight_sum = self._weight_sum(classes)
         valid = self._buffer("valid", shape, bool)
         offset = self._buffer("offset", shape)  # eps / C at valid positions
         mass = self._buffer("mass", shape, np.float64)  # sum_c a_c
@@ -348,11 +358,8 @@ class SoftmaxCrossEntropy:
             self._per_position(scores, targets, weights, layout)  # raises on bad input
         unused = self._buffer("unused", (1, 1))  # stands in for arrays a call does not use
         flat = lambda array: unused if array is None else array[:, :, 0]  # noqa: E731
-        class_weights = self.weights
-        if class_weights is None:
-            class_weights = self._buffer("ones", (classes,))
-            class_weights.fill(1.0)
-        parallel = rows * classes >= PARALLEL_ELEMENTS
+        class_weights = self._class_weights(classes)
+        parallel = rows * classes >= FUSED_PARALLEL_ELEMENTS
         chunks = _fused.threads() if parallel else 1
         scratch = (
             self._buffer("row_work", (chunks, classes)),  # per-thread scratch, reused
@@ -369,7 +376,7 @@ class SoftmaxCrossEntropy:
                 scores[:, :, 0],
                 targets[:, :, 0],
                 class_weights,
-                float(class_weights.sum(dtype=np.float64)),
+                self._weight_sum(classes),
                 o.label_smoothing,
                 o.normalize_targets,
                 grad_scale / assumed,
@@ -408,6 +415,64 @@ class SoftmaxCrossEntropy:
         loss, _, bad_row, code = _fused.summarise(scratch[2])
         self._raise_if_bad(bad_row, code, scores, targets)
         return loss / per.divisor
+
+    def _fused_positions(
+        self, scores, targets, weights, layout, grad, grad_scale, probs, target_grad_out, t_scale
+    ) -> float:
+        """Layouts with dims after the class axis: blocks of positions in one numba pass each;
+        per-position target quantities from the numpy preparation (which checks targets)."""
+        if probs is not None:  # a top: check the scores too before writing anything
+            self._per_position(scores, targets, weights, layout)
+        per = self._per_position(None, targets, weights, layout)
+        outer, classes, inner = scores.shape
+        width = _fused_positions.BLOCK
+        tasks = outer * -(-inner // width)
+        parallel = scores.size >= FUSED_PARALLEL_ELEMENTS
+        chunks = _fused.threads() if parallel else 1
+        scratch = (
+            self._buffer("block_work", (chunks, classes, width)),
+            self._buffer("block_bits", (chunks, width), np.int32),
+            self._buffer("block_shift", (chunks, width)),
+            self._buffer("block_total", (chunks, width), np.float64),
+            self._buffer("block_stats", (tasks, 3), np.float64),
+        )
+        scratch[-1].fill(0.0)
+        unused = self._buffer("unused3", (1, 1, 1))
+        dense = layout.target_kind == "dense"
+        args = (
+            scores,
+            dense,
+            targets if dense else unused,
+            self._buffer("no_labels3", (1, 1, 1), np.int64) if dense else per.labels,
+            unused if dense else per.label_weight,
+            per.scale if dense else unused,
+            per.offset,
+            per.mass,
+            self._class_weights(classes),
+            grad_scale / per.divisor,
+            unused if grad is None else grad,
+            unused if probs is None else probs,
+            grad is not None,
+            probs is not None,
+        )
+        kernel = (
+            _fused_positions.positions_parallel if parallel else _fused_positions.positions_serial
+        )
+        kernel(args, *scratch)
+        loss, _, bad_task, code = _fused.summarise(scratch[-1])
+        self._raise_if_bad(bad_task, code, scores, targets)
+        if target_grad_out is not None:  # float64 numpy (the fused target gradient is rows')
+            exact = target_grad(scores, targets, layout, self.options)
+            np.multiply(exact, np.float32(t_scale), out=target_grad_out)
+        return loss / per.divisor
+
+    def _class_weights(self, classes: int) -> np.ndarray:
+        """The class weights as float32 (C,), ones when there are none (a reused buffer)."""
+        if self.weights is not None:
+            return self.weights
+        ones = self._buffer("ones", (classes,))
+        ones.fill(1.0)
+        return ones
 
     @staticmethod
     def _raise_if_bad(bad_row: int, code: float, scores, targets) -> None:
@@ -464,8 +529,10 @@ class SoftmaxCrossEntropy:
         if target_grad_out is not None and layout.target_kind != "dense":
             raise ValueError("target_grad_out is for dense targets")
         try:
-            if self.fused and layout.inner == 1:
+            if self.fused and _fused is not None and layout.inner == 1:
                 return self._fused_rows(scores3, targets3, weights3, layout, *outputs)
+            if self.fused and _fused is not None:
+                return self._fused_positions(scores3, targets3, weights3, layout, *outputs)
             return self._blocked(scores3, targets3, weights3, layout, *outputs)
         except _BadScoresError:
             raise FloatingPointError(non_finite_scores_message(scores)) from None
