@@ -4,6 +4,7 @@ number of threads or the block size."""
 
 from __future__ import annotations
 
+import os
 import re
 import tracemalloc
 
@@ -172,3 +173,56 @@ def test_non_finite_scores_are_caught_by_every_path(fused, shape, bad):
         sm.SoftmaxCrossEntropy(fused=fused)(
             scores, targets, sm.layout_for(shape, shape), grad_out=np.empty_like(scores)
         )
+
+
+NRT_PROBE = """
+import json, sys
+import numpy as np
+from numba.core.runtime import rtsys
+from python_layers import softmax_math as sm
+shape, kind = json.loads(sys.argv[1])
+rng = np.random.default_rng(0)
+scores = rng.normal(0, 2, shape).astype("f4")
+if kind == "dense":
+    targets = (rng.uniform(size=shape) < 0.01).astype("f4")
+    targets[:, 0] = 1
+else:
+    targets = rng.integers(0, shape[1], (shape[0], *shape[2:])).astype("f4")
+layout = sm.layout_for(shape, targets.shape)
+loss, grad = sm.SoftmaxCrossEntropy(), np.empty_like(scores)
+target_grad = np.empty_like(scores) if kind == "dense" and len(shape) == 2 else None
+loss(scores, targets, layout, grad_out=grad, target_grad_out=target_grad)
+before = rtsys.get_allocation_stats()
+for _ in range(3):
+    loss(scores, targets, layout, grad_out=grad, target_grad_out=target_grad)
+after = rtsys.get_allocation_stats()
+print(after.alloc - before.alloc)
+"""
+
+
+@needs_numba
+@pytest.mark.parametrize("kind", ["dense", "index"])
+@pytest.mark.parametrize("shape", [(16, 5000), (2, 21, 64, 64)])
+def test_fused_kernels_allocate_nothing_per_row(kind, shape):
+    """numba's own allocations (invisible to tracemalloc), counted by its runtime statistics:
+    the same count for 4x the rows, so nothing is allocated per row or per position (what
+    remains are the few wrappers of the argument arrays, per call)."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    counts = []
+    for rows in (shape[0], 4 * shape[0]):
+        done = subprocess.run(
+            [sys.executable, "-c", NRT_PROBE, json.dumps([[rows, *shape[1:]], kind])],
+            env={**os.environ, "NUMBA_NRT_STATS": "1"},
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        )
+        counts.append(int(done.stdout.split()[-1]))
+    assert counts[0] == counts[1], counts
+    assert counts[0] <= 3 * 20, counts  # a few wrappers per call
