@@ -10,5 +10,5 @@ setup(
     packages=find_packages(include=["python_layers", "python_layers.*"]),
     python_requires=">=3.9",
     install_requires=["numpy>=1.26", "protobuf>=3.20", "six"],
-    extras_require={"fast": ["numba>=0.60"]},
+    extras_require={"fast": ["numba>=0.60"], "images": ["pillow>=10.1"]},
 )

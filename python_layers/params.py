@@ -18,6 +18,8 @@ from typing import Any
 from .loss.layout import TARGET_FORMS
 from .loss.options import NORMALIZATIONS
 
+REQUIRED = object()  # a Key default: the key must be given
+
 
 @dataclass(frozen=True)
 class Key:
@@ -57,6 +59,11 @@ def parse_params(text: str, layer: str, keys: dict[str, Key]) -> dict[str, Any]:
         raise ValueError(
             f"{layer}: unknown param_str key(s) {', '.join(map(repr, unknown))}; "
             f"valid keys are {', '.join(map(repr, keys))}"
+        )
+    missing = [name for name, key in keys.items() if key.default is REQUIRED and name not in given]
+    if missing:
+        raise ValueError(
+            f"{layer}: param_str lacks the required key(s) {', '.join(map(repr, missing))}"
         )
     params = {}
     for name, key in keys.items():
@@ -127,6 +134,45 @@ def fraction_below_one(value: Any) -> float:
     return float(value)
 
 
+def non_negative_integer(value: Any) -> int:
+    if not _is_int(value) or value < 0:
+        raise ValueError("an integer >= 0")
+    return int(value)
+
+
+def string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a string")
+    return value
+
+
+def non_empty_text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("a non-empty string (a path)")
+    return value
+
+
+def optional_text(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError("a string or null")
+    return value
+
+
+def positive_number(value: Any) -> float:
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError("a finite number > 0")
+    return float(value)
+
+
+def numbers(value: Any) -> tuple[float, ...]:
+    allowed = "a list of finite numbers"
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(allowed)
+    if not all(_is_number(v) and math.isfinite(v) for v in value):
+        raise ValueError(allowed)
+    return tuple(float(v) for v in value)
+
+
 def optional_weights(value: Any) -> tuple[float, ...] | None:
     if value is None:
         return None
@@ -167,3 +213,34 @@ MULTILABEL_METRICS_KEYS = {
 def multilabel_metrics_params(text: str) -> dict[str, Any]:
     """The checked parameters of the MultiLabelMetricsLayer."""
     return parse_params(text, "MultiLabelMetricsLayer", MULTILABEL_METRICS_KEYS)
+
+
+# Key names follow Caffe's image_data_param and transform_param, so that an ImageData stanza
+# moves over by renaming; the rest are this layer's own.
+MULTILABEL_DATA_KEYS = {
+    "source": Key(REQUIRED, non_empty_text),
+    "root_folder": Key("", string),
+    "classes": Key(REQUIRED, positive_integer),
+    "batch_size": Key(REQUIRED, positive_integer),
+    "targets": Key("labels", one_of("labels", "dense")),
+    "max_labels": Key(8, positive_integer),
+    "new_height": Key(0, non_negative_integer),
+    "new_width": Key(0, non_negative_integer),
+    "is_color": Key(True, boolean),
+    "crop_size": Key(0, non_negative_integer),
+    "mirror": Key(False, boolean),
+    "mean_value": Key((), numbers),
+    "mean_file": Key(None, optional_text),
+    "scale": Key(1.0, positive_number),
+    "shuffle": Key(False, boolean),
+    "seed": Key(0, non_negative_integer),
+    "sampling": Key("natural", one_of("natural", "sqrt", "balanced")),
+    "workers": Key(2, positive_integer),
+    "prefetch": Key(4, positive_integer),
+    "on_bad_image": Key("error", one_of("error", "skip")),
+}
+
+
+def multilabel_data_params(text: str) -> dict[str, Any]:
+    """The checked parameters of the MultiLabelImageDataLayer."""
+    return parse_params(text, "MultiLabelImageDataLayer", MULTILABEL_DATA_KEYS)

@@ -1,0 +1,168 @@
+"""Batches of images and targets, and their prefetching.
+
+:class:`BatchMaker` turns a global batch index into this rank's arrays: it asks the sampler
+which images, draws each image's crop and mirror numbers from ``(seed, b)``, and reads and
+transforms the images, so that batch b is the same whatever thread makes it and whenever.
+:class:`Prefetcher` keeps the next few batches in the making on daemon threads (bounded: at
+most ``depth`` batches exist at once; daemon threads never hold up the exit of the process).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import sampler, transforms
+from .list_file import ImageList
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the batches are: sizes, order, randomness, phase and form of the targets."""
+
+    batch_size: int  # per rank
+    ranks: int
+    rank: int
+    seed: int
+    sampling: str
+    shuffle: bool
+    train: bool
+    classes: int
+    targets: str  # "labels" or "dense"
+    skip_bad_images: bool
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.ranks
+
+
+@dataclass
+class Batch:
+    data: np.ndarray  # (B, C, H, W) float32
+    targets: np.ndarray  # (B, K) label lists, or (B, classes) dense
+    weights: np.ndarray | None  # (B, K) with label lists from a weighted list file
+    skipped: list[str]  # "file:line path (why)" of bad images replaced in this batch
+
+
+class BatchMaker:
+    def __init__(self, images: ImageList, root: str, transform: transforms.Transform, plan: Plan):
+        self.images, self.root, self.transform, self.plan = images, root, transform, plan
+        if plan.sampling != "natural":
+            self.per_class = images.images_per_class(plan.classes)
+            counts = np.array([len(members) for members in self.per_class])
+            self.probabilities = sampler.class_probabilities(counts, plan.sampling)
+        self.shape = self._input_shape()
+
+    def _input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one input: the crop, the resize, or the first image's own size."""
+        t = self.transform
+        if t.crop_size:
+            return (t.channels, t.crop_size, t.crop_size)
+        if t.new_height and t.new_width:
+            return (t.channels, t.new_height, t.new_width)
+        first = transforms.load(self.path(0), t)
+        return (t.channels, first.shape[0], first.shape[1])
+
+    def path(self, index: int) -> str:
+        return os.path.join(self.root, self.images.paths[index])
+
+    def indices(self, b: int) -> np.ndarray:
+        """This rank's image indices in global batch b."""
+        p = self.plan
+        if p.sampling == "natural":
+            batch = sampler.natural_batch(b, p.global_batch, len(self.images), p.seed, p.shuffle)
+        else:
+            batch = sampler.resampled_batch(
+                b, p.global_batch, p.seed, self.probabilities, self.per_class
+            )
+        return sampler.rank_part(batch, p.rank, p.ranks)
+
+    def randoms(self, b: int) -> np.ndarray:
+        """(B, 3) uniform numbers (crop row, crop column, mirror) for this rank's images."""
+        p = self.plan
+        every = np.random.default_rng([p.seed, b, 1]).random((p.global_batch, 3))
+        return sampler.rank_part(every, p.rank, p.ranks)
+
+    def __call__(self, b: int) -> Batch:
+        p, images = self.plan, self.images
+        indices, randoms = self.indices(b), self.randoms(b)
+        data = np.empty((p.batch_size, *self.shape), np.float32)
+        skipped: list[str] = []
+        for slot, (index, numbers) in enumerate(zip(indices, randoms)):
+            for attempt in range(len(images)):  # a bad image: the next one in the list
+                current = (int(index) + attempt) % len(images)
+                try:
+                    pixels = transforms.load(self.path(current), self.transform)
+                    transforms.to_input(pixels, self.transform, p.train, numbers, data[slot])
+                except transforms.BadImageError as why:
+                    where = f"{images.where(current)} {self.path(current)}"
+                    if not p.skip_bad_images:
+                        raise transforms.BadImageError(f"{where}: {why}") from None
+                    skipped.append(f"{where} ({why})")
+                    continue
+                indices[slot] = current
+                break
+            else:
+                raise transforms.BadImageError(f"{images.source}: no image could be read")
+        labels = images.labels[indices]
+        weights = None if images.weights is None else images.weights[indices]
+        if p.targets == "dense":
+            dense = np.zeros((p.batch_size, p.classes), np.float32)
+            rows, slots = np.nonzero(labels >= 0)
+            values = 1.0 if weights is None else weights[rows, slots]
+            np.add.at(dense, (rows, labels[rows, slots].astype(np.int64)), values)
+            return Batch(data, dense, None, skipped)
+        return Batch(data, labels, weights, skipped)
+
+
+class Prefetcher:
+    """Batches ``start, start + 1, ...`` made ahead on ``workers`` daemon threads, at most
+    ``depth`` at once; :meth:`next` returns them in order (re-raising a batch's error)."""
+
+    def __init__(self, make, start: int, depth: int, workers: int):
+        self.make, self.next_index, self.depth = make, start, depth
+        self.pending: dict[int, Future] = {}
+        self.tasks: queue.Queue = queue.Queue()
+        self.submitted = start
+        self.workers = workers
+        for _ in range(workers):
+            threading.Thread(target=self._work, daemon=True, name="multilabel-data").start()
+        self._fill()
+
+    def _work(self) -> None:
+        while True:
+            task = self.tasks.get()
+            if task is None:  # close()
+                return
+            b, future = task
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(self.make(b))
+                except BaseException as why:  # handed to the caller of next()
+                    future.set_exception(why)
+
+    def _fill(self) -> None:
+        while self.submitted < self.next_index + self.depth:
+            future: Future = Future()
+            self.pending[self.submitted] = future
+            self.tasks.put((self.submitted, future))
+            self.submitted += 1
+
+    def next(self) -> Batch:
+        future = self.pending.pop(self.next_index)
+        self.next_index += 1
+        self._fill()
+        return future.result()
+
+    def close(self) -> None:
+        """Cancel what has not started and let the threads end after their current batch."""
+        for future in self.pending.values():
+            future.cancel()
+        self.pending.clear()
+        for _ in range(self.workers):
+            self.tasks.put(None)

@@ -1,0 +1,406 @@
+"""MultiLabelImageDataLayer through real caffe.Nets on real image files (PNG and JPEG written
+here): pixel-exact transforms, order, determinism across worker counts, every bad input,
+sharding across ranks, exact resume through `caffe train`, and shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import REPO
+from nets import run_caffe
+from PIL import Image
+
+from python_layers.data import batches
+
+pytestmark = pytest.mark.caffe
+P = "MultiLabelImageDataLayer: "
+
+
+def write_images(directory, count=10, size=(6, 5), classes=4, weighted=False, rng_seed=0):
+    """``count`` RGB PNGs whose pixel (0, 0) red value is the image's index (to identify
+    it), random elsewhere; a list file with 1..3 labels each. Returns (list path, pixels)."""
+    rng = np.random.default_rng(rng_seed)
+    (directory / "img").mkdir(exist_ok=True)
+    lines, pixels = [], []
+    for index in range(count):
+        rgb = rng.integers(0, 256, (size[0], size[1], 3), dtype=np.uint8)
+        rgb[0, 0, 0] = index
+        Image.fromarray(rgb).save(directory / "img" / f"{index}.png")
+        pixels.append(rgb)
+        labels = rng.choice(classes, size=rng.integers(1, 4), replace=False)
+        tokens = [f"{c}:{rng.uniform(0.5, 2):.3f}" if weighted else str(c) for c in labels]
+        lines.append(f"img/{index}.png " + " ".join(tokens))
+    listing = directory / "list.txt"
+    listing.write_text("# test images\n" + "\n".join(lines) + "\n")
+    return listing, pixels
+
+
+def data_net(directory, tops=("data", "labels"), phase="TRAIN", **params) -> str:
+    params.setdefault("root_folder", str(directory) + "/")
+    top_lines = " ".join(f'top: "{t}"' for t in tops)
+    return (
+        f'layer {{ name: "data" type: "Python" {top_lines}\n'
+        '  python_param { module: "python_layers.multilabel_data"\n'
+        f"    layer: \"MultiLabelImageDataLayer\" param_str: '{json.dumps(params)}' }}\n"
+        "  param { lr_mult: 0 decay_mult: 0 } }\n"
+    )
+
+
+def build(make_net, caffe, directory, phase="TRAIN", tops=("data", "labels"), **params):
+    return make_net(data_net(directory, tops, **params), getattr(caffe, phase))
+
+
+def image_ids(n) -> list[int]:
+    """Which image each sample is, from the identifying pixel (scale 1, no mean, no crop)."""
+    return n.blobs["data"].data[:, 2, 0, 0].astype(int).tolist()  # BGR: red is channel 2
+
+
+def test_pixels_labels_and_order_without_randomness(caffe, make_net, tmp_path):
+    listing, pixels = write_images(tmp_path, count=5)
+    n = build(make_net, caffe, tmp_path, source=str(listing), classes=4, batch_size=3,
+              max_labels=3)  # fmt: skip
+    lines = listing.read_text().splitlines()[1:]
+    for expected_ids in ([0, 1, 2], [3, 4, 0], [1, 2, 3]):  # a batch of 3 does not divide 5
+        n.forward()
+        assert image_ids(n) == expected_ids
+        for slot, index in enumerate(expected_ids):
+            bgr = pixels[index][:, :, ::-1].transpose(2, 0, 1)
+            np.testing.assert_array_equal(n.blobs["data"].data[slot], bgr)
+            labels = [int(t) for t in lines[index].split()[1:]]
+            row = n.blobs["labels"].data[slot]
+            assert row.tolist() == labels + [-1] * (3 - len(labels))
+
+
+def test_centre_crop_mean_and_scale_in_test_phase(caffe, make_net, tmp_path):
+    listing, pixels = write_images(tmp_path, count=2, size=(7, 8))
+    n = build(make_net, caffe, tmp_path, phase="TEST", source=str(listing), classes=4,
+              batch_size=2, crop_size=3, mirror=True, mean_value=[10, 20, 30],
+              scale=0.5)  # fmt: skip
+    n.forward()
+    for slot in range(2):
+        top, left = (7 - 3) // 2, (8 - 3) // 2  # centred; no mirror in TEST
+        bgr = pixels[slot][top : top + 3, left : left + 3, ::-1].transpose(2, 0, 1)
+        expected = (bgr.astype(np.float32) - np.array([10, 20, 30]).reshape(3, 1, 1)) * 0.5
+        np.testing.assert_array_equal(n.blobs["data"].data[slot], expected)
+
+
+def test_random_crops_and_mirrors_in_train_phase_follow_the_seeded_numbers(
+    caffe, make_net, tmp_path
+):
+    listing, pixels = write_images(tmp_path, count=8, size=(9, 7))
+    n = build(make_net, caffe, tmp_path, source=str(listing), classes=4, batch_size=8,
+              crop_size=4, mirror=True, seed=5)  # fmt: skip
+    layer = n.layers[0]
+    n.forward()
+    randoms = layer.maker.randoms(0)
+    flipped = 0
+    for slot in range(8):
+        top, left = int(randoms[slot, 0] * (9 - 4 + 1)), int(randoms[slot, 1] * (7 - 4 + 1))
+        bgr = pixels[slot][top : top + 4, left : left + 4, ::-1].transpose(2, 0, 1)
+        if randoms[slot, 2] < 0.5:
+            bgr, flipped = bgr[:, :, ::-1], flipped + 1
+        np.testing.assert_array_equal(n.blobs["data"].data[slot], bgr)
+    assert 0 < flipped < 8  # both cases were exercised
+
+
+def test_grayscale_resize_and_dense_targets(caffe, make_net, tmp_path):
+    (tmp_path / "img").mkdir()
+    Image.new("RGB", (5, 3), (200, 100, 50)).save(tmp_path / "img" / "a.png")
+    (tmp_path / "list.txt").write_text("img/a.png 1:0.5 3:2\n")
+    n = build(make_net, caffe, tmp_path, tops=("data", "targets"),
+              source=str(tmp_path / "list.txt"), classes=4, batch_size=1, is_color=False,
+              new_height=6, new_width=10, targets="dense")  # fmt: skip
+    n.forward()
+    luma = (200 * 299 + 100 * 587 + 50 * 114) // 1000  # Pillow's "L": ITU-R 601-2, truncated
+    assert n.blobs["data"].data.shape == (1, 1, 6, 10)
+    assert (n.blobs["data"].data == luma).all()  # a constant image stays constant
+    np.testing.assert_array_equal(n.blobs["targets"].data, [[0, 0.5, 0, 2]])
+
+
+def test_weighted_lists_give_a_weights_top(caffe, make_net, tmp_path):
+    listing, _ = write_images(tmp_path, count=3, weighted=True)
+    with pytest.raises(ValueError, match=P + r"needs 3 tops \(data, labels, label_weights\)"):
+        build(make_net, caffe, tmp_path, source=str(listing), classes=4, batch_size=3)
+    n = build(make_net, caffe, tmp_path, tops=("data", "labels", "label_weights"),
+              source=str(listing), classes=4, batch_size=3, max_labels=3)  # fmt: skip
+    n.forward()
+    lines = listing.read_text().splitlines()[1:]
+    for slot, line in enumerate(lines):
+        weights = [float(t.split(":")[1]) for t in line.split()[1:]]
+        row = n.blobs["label_weights"].data[slot]
+        np.testing.assert_allclose(row[: len(weights)], weights, rtol=1e-6)
+        assert not row[len(weights) :].any()
+
+
+@pytest.mark.parametrize("sampling", ["natural", "sqrt"])
+def test_the_same_batches_with_one_or_four_workers(caffe, make_net, tmp_path, sampling):
+    listing, _ = write_images(tmp_path, count=12, size=(10, 10))
+    runs = []
+    for workers in (1, 4):
+        n = build(make_net, caffe, tmp_path, source=str(listing), classes=4, batch_size=5,
+                  crop_size=6, mirror=True, shuffle=True, seed=3, sampling=sampling,
+                  workers=workers, prefetch=workers * 2)  # fmt: skip
+        seen = []
+        for _ in range(6):
+            n.forward()
+            seen.append((n.blobs["data"].data.copy(), n.blobs["labels"].data.copy()))
+        runs.append(seen)
+    for (data_1, labels_1), (data_4, labels_4) in zip(*runs):
+        np.testing.assert_array_equal(data_1, data_4)
+        np.testing.assert_array_equal(labels_1, labels_4)
+
+
+def test_shuffled_epochs_cover_every_image_once(caffe, make_net, tmp_path):
+    listing, _ = write_images(tmp_path, count=7)
+    n = build(make_net, caffe, tmp_path, source=str(listing), classes=4, batch_size=3,
+              shuffle=True, seed=2)  # fmt: skip
+    stream = []
+    for _ in range(7):  # 21 samples = 3 epochs of 7
+        n.forward()
+        stream += image_ids(n)
+    epochs = [stream[i : i + 7] for i in range(0, 21, 7)]
+    assert all(sorted(e) == list(range(7)) for e in epochs)
+    assert epochs[0] != epochs[1] and epochs[0] != list(range(7))
+
+
+# --- Bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({"classes": 4, "batch_size": 2, "normalisation": 1}, r"unknown param_str key"),
+        ({"classes": 4}, r"param_str lacks the required key\(s\) 'batch_size'"),
+        ({"classes": 4, "batch_size": 2, "mean_value": [1, 2]},
+         r"param_str key 'mean_value' has 2 values; expected 1 or 3"),
+        ({"classes": 2, "batch_size": 2},
+         r"list\.txt:\d+: label '\d' is not an integer in \[0, 2\)"),
+        ({"classes": 4, "batch_size": 2, "max_labels": 1}, r"list\.txt:\d+: \d labels, more than "
+         r"max_labels = 1"),
+        ({"classes": 4, "batch_size": 2, "source": "/nowhere/list.txt"},
+         r"/nowhere/list\.txt: the list file does not exist"),
+        ({"classes": 4, "batch_size": 2, "mean_file": "/nowhere/mean.binaryproto"},
+         r"mean_file /nowhere/mean\.binaryproto"),
+    ],
+)  # fmt: skip
+def test_bad_configuration_fails_at_set_up(caffe, make_net, tmp_path, params, message):
+    listing, _ = write_images(tmp_path, count=4)
+    params.setdefault("source", str(listing))
+    with pytest.raises(ValueError, match=P + r"(\S*/)?" + message):  # a path may come first
+        build(make_net, caffe, tmp_path, **params)
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "too-small"])
+def test_a_bad_image_is_named_by_list_line_and_path(caffe, make_net, tmp_path, problem):
+    listing, _ = write_images(tmp_path, count=4, size=(8, 8))
+    bad = tmp_path / "img" / "2.png"
+    if problem == "missing":
+        bad.unlink()
+    elif problem == "corrupt":
+        bad.write_bytes(b"\x89PNG not really")
+    else:
+        Image.new("RGB", (3, 3)).save(bad)
+    n = build(make_net, caffe, tmp_path, source=str(listing), classes=4, batch_size=4,
+              crop_size=5)  # fmt: skip
+    why = {
+        "missing": "cannot read the image",
+        "corrupt": "cannot read the image",
+        "too-small": r"the image is 3x3 \(after resizing\), smaller than crop_size 5",
+    }
+    with pytest.raises(ValueError, match=P + rf"{re.escape(str(listing))}:4 {re.escape(str(bad))}"
+                       rf": {why[problem]}"):  # fmt: skip
+        n.forward()
+
+
+def test_on_bad_image_skip_replaces_and_counts(caffe, make_net, tmp_path, capfd):
+    listing, _ = write_images(tmp_path, count=4)
+    (tmp_path / "img" / "1.png").write_bytes(b"garbage")
+    n = build(make_net, caffe, tmp_path, source=str(listing), classes=4, batch_size=4,
+              on_bad_image="skip")  # fmt: skip
+    n.forward()
+    assert image_ids(n) == [0, 2, 2, 3]  # the next image in the list stands in
+    err = capfd.readouterr().err
+    assert f"skipped a bad image: {listing}:3 {tmp_path}/img/1.png" in err
+    assert "1 bad image(s) skipped so far" in err
+
+
+def test_a_solver_that_trains_the_state_blob_is_stopped(caffe, make_net, tmp_path):
+    listing, _ = write_images(tmp_path, count=4)
+    n = make_net(
+        data_net(tmp_path, source=str(listing), classes=4, batch_size=2).replace(
+            "param { lr_mult: 0 decay_mult: 0 }", ""
+        ),
+        caffe.TRAIN,
+    )
+    n.forward()
+    n.layers[0].blobs[0].data[0] -= 0.001  # what a weight-decay update does
+    with pytest.raises(ValueError, match=P + r"the solver changed this layer's state blob.*"
+                       r"lr_mult: 0 decay_mult: 0"):  # fmt: skip
+        n.forward()
+
+
+# --- Sharding, resume, shutdown -----------------------------------------------------------
+
+SHARD_PROBE = """
+import json, sys
+import caffe
+directory, count, rank, prototxt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+caffe.set_mode_cpu()
+caffe.set_solver_count(count)
+caffe.set_solver_rank(rank)
+caffe.set_multiprocess(True)  # as python/train.py does (PythonLayer insists)
+net = caffe.Net(prototxt, caffe.TRAIN)
+seen = []
+for _ in range(4):
+    net.forward()
+    seen.append(net.blobs["data"].data[:, 2, 0, 0].astype(int).tolist())
+print(json.dumps(seen))
+"""
+
+
+def test_ranks_take_disjoint_shares_that_make_up_the_global_batch(tmp_path):
+    listing, _ = write_images(tmp_path, count=20)
+
+    def shares(batch_size, count):
+        prototxt = tmp_path / f"net{count}.prototxt"
+        prototxt.write_text(data_net(tmp_path, source=str(listing), classes=4,
+                                     batch_size=batch_size, shuffle=True, seed=7,
+                                     sampling="sqrt"))  # fmt: skip
+        runs = []
+        for rank in range(count):
+            done = subprocess.run(
+                [sys.executable, "-c", SHARD_PROBE, str(tmp_path), str(count), str(rank),
+                 str(prototxt)],
+                capture_output=True, text=True, cwd=REPO, check=True,
+            )  # fmt: skip
+            runs.append(json.loads(done.stdout.splitlines()[-1]))
+        return runs
+
+    (single,) = shares(6, 1)  # one process, global batch 6
+    ranks = shares(2, 3)  # three ranks of 2
+    for b in range(4):
+        assert ranks[0][b] + ranks[1][b] + ranks[2][b] == single[b]
+
+
+def resume_files(directory, listing, max_iter, snapshot):
+    net = directory / "train.prototxt"
+    net.write_text(
+        data_net(listing.parent, source=str(listing), classes=4, batch_size=3, crop_size=4,
+                 mirror=True, shuffle=True, seed=11, sampling="sqrt", max_labels=3)
+        + 'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "scores"\n'
+        '  inner_product_param { num_output: 4 weight_filler { type: "gaussian" std: 0.1 } } }\n'
+        'layer { name: "loss" type: "Python" bottom: "scores" bottom: "labels" top: "loss"\n'
+        '  python_param { module: "python_layers.softmax_loss" layer: "SoftmaxLossLayer"\n'
+        "    param_str: '{\"targets\": \"labels\"}' } loss_weight: 1 }\n"
+    )  # fmt: skip
+    solver = directory / f"solver{max_iter}.prototxt"
+    solver.write_text(
+        f'net: "{net}"\nbase_lr: 0.05\nlr_policy: "step"\ngamma: 0.5\nstepsize: 7\n'
+        f"max_iter: {max_iter}\nmomentum: 0.9\nweight_decay: 0.001\nsolver_mode: CPU\n"
+        f'random_seed: 3\nsnapshot: {snapshot}\nsnapshot_prefix: "{directory / "snap"}"\n'
+        "snapshot_after_train: true\ndisplay: 0\n"
+    )
+    return solver
+
+
+def test_an_interrupted_and_resumed_run_ends_bit_identical(caffe, caffe_tool, tmp_path):
+    """Shuffle and sqrt resampling, a batch of 3 that does not divide 10 images: 16
+    iterations straight, against 9, a snapshot, and a resume to 16."""
+    listing, _ = write_images(tmp_path, count=10, size=(6, 6))
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    for directory in (straight, broken):
+        directory.mkdir()
+    done = run_caffe(caffe_tool, "train", f"--solver={resume_files(straight, listing, 16, 0)}",
+                     cwd=straight)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    first = run_caffe(caffe_tool, "train", f"--solver={resume_files(broken, listing, 9, 0)}",
+                      cwd=broken)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_caffe(caffe_tool, "train",
+                       f"--solver={resume_files(broken, listing, 16, 0)}",
+                       f"--snapshot={broken / 'snap_iter_9.solverstate'}", cwd=broken)  # fmt: skip
+    assert second.returncode == 0, second.stderr[-3000:]
+    a = caffe.Net(str(straight / "train.prototxt"), str(straight / "snap_iter_16.caffemodel"),
+                  caffe.TEST)  # fmt: skip
+    b = caffe.Net(str(broken / "train.prototxt"), str(broken / "snap_iter_16.caffemodel"),
+                  caffe.TEST)  # fmt: skip
+    for name in ("ip", "data"):
+        for blob_a, blob_b in zip(a.params[name], b.params[name]):
+            np.testing.assert_array_equal(blob_a.data, blob_b.data)
+    assert float(a.params["data"][0].data[1]) == 16  # the state: 16 batches read
+    # a resume under another configuration fails loudly instead of reading other batches
+    changed = resume_files(broken, listing, 20, 0)
+    changed.write_text(changed.read_text())
+    (broken / "train.prototxt").write_text(
+        (broken / "train.prototxt").read_text().replace('"seed": 11', '"seed": 12')
+    )
+    wrong = run_caffe(caffe_tool, "train", f"--solver={changed}",
+                      f"--snapshot={broken / 'snap_iter_16.solverstate'}", cwd=broken)  # fmt: skip
+    assert wrong.returncode != 0
+    assert "the restored snapshot's data state was written by another configuration" in (
+        wrong.stderr
+    )
+
+
+EXIT_PROBE = """
+import sys
+import caffe
+caffe.set_mode_cpu()
+net = caffe.Net(sys.argv[1], caffe.TRAIN)
+net.forward()
+print("forwarded", flush=True)
+"""
+
+
+def test_the_process_exits_promptly_with_workers_busy(tmp_path):
+    """Eight batches in the making on four workers when the script ends: no hang."""
+    listing, _ = write_images(tmp_path, count=40, size=(64, 64))
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(data_net(tmp_path, source=str(listing), classes=4, batch_size=20,
+                                 workers=4, prefetch=8))  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE, str(prototxt)],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "forwarded" in done.stdout
+    assert time.monotonic() - started < 30
+
+
+def test_prefetcher_close_stops_its_threads():
+    import threading
+
+    before = threading.active_count()
+    prefetcher = batches.Prefetcher(lambda b: b, start=0, depth=3, workers=2)
+    assert [prefetcher.next() for _ in range(5)] == [0, 1, 2, 3, 4]
+    prefetcher.close()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
+
+
+def test_ctrl_c_stops_caffe_train_with_workers_running(caffe_tool, tmp_path):
+    listing, _ = write_images(tmp_path, count=30, size=(32, 32))
+    solver = resume_files(tmp_path, listing, 100000, 0)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["GLOG_logtostderr"] = "1"
+    process = subprocess.Popen(
+        [str(caffe_tool), "train", f"--solver={solver}"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    time.sleep(6)  # well into training
+    assert process.poll() is None
+    started = time.monotonic()
+    process.send_signal(2)  # SIGINT: Caffe's default is to stop (and snapshot)
+    process.communicate(timeout=60)
+    assert time.monotonic() - started < 30
+    assert process.returncode is not None
