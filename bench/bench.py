@@ -291,6 +291,21 @@ def example_net_in_fresh_process(repeats: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def data_layer_in_fresh_process() -> dict:
+    """bench/bench_data.py (the image data layer) in its own process; its table is echoed."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "bench_data.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    *lines, last = done.stdout.strip().splitlines()
+    print("\n".join(lines))
+    return json.loads(last)
+
+
 def fmt(value, digits=2):
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -357,6 +372,7 @@ def main() -> None:
             f"{r['target_bytes_lists'] // rows_} B vs {r['target_bytes_dense'] // rows_} B |"
         )
     whole = None if args.quick else example_net_in_fresh_process(args.repeats)
+    data_layer = None if args.quick else data_layer_in_fresh_process()
     if whole:
         print(
             f"\nexample conv net, batch 64, fwd+bwd: native loss {whole['native_ms']:.2f} ms, "
@@ -370,6 +386,7 @@ def main() -> None:
                 "rows": rows,
                 "label_lists": lists,
                 "example_net": whole,
+                "data_layer": data_layer,
             },
             indent=2,
         )

@@ -3,7 +3,7 @@
 Prototxt::
 
     layer {
-      name: "data"  type: "Python"
+      name: "image_data"  type: "Python"      # not the deploy net's input name ("data")
       top: "data"  top: "labels"              # + top: "label_weights" when the list has weights
       python_param { module: "python_layers.multilabel_data"  layer: "MultiLabelImageDataLayer"
         param_str: '{"source": "train.txt", "root_folder": "images/", "classes": 17000,

@@ -13,7 +13,7 @@ from typing import Any
 from caffe import layers as L
 from caffe.proto import caffe_pb2
 
-from .params import multilabel_metrics_params, softmax_loss_params
+from .params import multilabel_data_params, multilabel_metrics_params, softmax_loss_params
 
 
 def param_str(**params: Any) -> str:
@@ -64,6 +64,30 @@ def multilabel_metrics(
             param_str=text,
         ),
         ntop=4,
+        **extra,
+    )
+
+
+def multilabel_image_data(ntop: int = 2, phase=None, name: str = "image_data", **params: Any):
+    """A ``MultiLabelImageDataLayer`` (tops: data, labels[, label_weights]); ``params`` are its
+    param_str keys (``source``, ``classes``, ``batch_size``, ...), checked here. Its state blob
+    gets ``param { lr_mult: 0 decay_mult: 0 }``; ``phase`` adds ``include { phase: ... }``.
+
+    The layer is named ``name``, not after its first top: Caffe loads weights by layer name,
+    and a deploy net's ``Input`` layer named "data" cannot take this layer's parameter blob.
+    """
+    text = param_str(**params)
+    multilabel_data_params(text)
+    extra = {} if phase is None else {"include": dict(phase=phase)}
+    return L.Python(
+        name=name,
+        python_param=dict(
+            module="python_layers.multilabel_data",
+            layer="MultiLabelImageDataLayer",
+            param_str=text,
+        ),
+        param=[dict(lr_mult=0, decay_mult=0)],
+        ntop=ntop,
         **extra,
     )
 

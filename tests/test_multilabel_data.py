@@ -46,7 +46,7 @@ def data_net(directory, tops=("data", "labels"), phase="TRAIN", **params) -> str
     params.setdefault("root_folder", str(directory) + "/")
     top_lines = " ".join(f'top: "{t}"' for t in tops)
     return (
-        f'layer {{ name: "data" type: "Python" {top_lines}\n'
+        f'layer {{ name: "image_data" type: "Python" {top_lines}\n'
         '  python_param { module: "python_layers.multilabel_data"\n'
         f"    layer: \"MultiLabelImageDataLayer\" param_str: '{json.dumps(params)}' }}\n"
         "  param { lr_mult: 0 decay_mult: 0 } }\n"
@@ -331,10 +331,10 @@ def test_an_interrupted_and_resumed_run_ends_bit_identical(caffe, caffe_tool, tm
                   caffe.TEST)  # fmt: skip
     b = caffe.Net(str(broken / "train.prototxt"), str(broken / "snap_iter_16.caffemodel"),
                   caffe.TEST)  # fmt: skip
-    for name in ("ip", "data"):
+    for name in ("ip", "image_data"):
         for blob_a, blob_b in zip(a.params[name], b.params[name]):
             np.testing.assert_array_equal(blob_a.data, blob_b.data)
-    assert float(a.params["data"][0].data[1]) == 16  # the state: 16 batches read
+    assert float(a.params["image_data"][0].data[1]) == 16  # the state: 16 batches read
     # a resume under another configuration fails loudly instead of reading other batches
     changed = resume_files(broken, listing, 20, 0)
     changed.write_text(changed.read_text())
@@ -404,3 +404,32 @@ def test_ctrl_c_stops_caffe_train_with_workers_running(caffe_tool, tmp_path):
     process.communicate(timeout=60)
     assert time.monotonic() - started < 30
     assert process.returncode is not None
+
+
+def test_jpeg_files_decode_as_pillow_decodes_them(caffe, make_net, tmp_path):
+    (tmp_path / "img").mkdir()
+    rng = np.random.default_rng(4)
+    photo = Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).resize((50, 40))
+    photo.save(tmp_path / "img" / "p.jpg", quality=85)
+    (tmp_path / "list.txt").write_text("img/p.jpg 1\n")
+    n = build(make_net, caffe, tmp_path, phase="TEST", source=str(tmp_path / "list.txt"),
+              classes=2, batch_size=1, mean_value=[128])  # fmt: skip
+    n.forward()
+    with Image.open(tmp_path / "img" / "p.jpg") as decoded:
+        rgb = np.asarray(decoded.convert("RGB")).astype(np.float32)
+    np.testing.assert_array_equal(n.blobs["data"].data[0], rgb[:, :, ::-1].transpose(2, 0, 1) - 128)
+
+
+@pytest.mark.slow
+def test_short_training_from_png_files_beats_chance(caffe_tool, tmp_path, monkeypatch):
+    """The example's image route: PNG files and list files through the data layer, label
+    lists with weights into the loss and the metrics layer."""
+    from examples.digits_multilabel import train
+
+    monkeypatch.chdir(REPO)
+    result = train.train("ci_images", targets="ink", max_iter=300, runs=tmp_path, form="images")
+    net_text = (tmp_path / "ci_images" / "train_val.prototxt").read_text()
+    assert "MultiLabelImageDataLayer" in net_text and "HDF5Data" not in net_text
+    losses = [loss for _, loss in result["curves"]["train_loss"]]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert result["test"]["map"] > result["test"]["chance_map"] + 0.15, result["test"]

@@ -171,6 +171,38 @@ def carve_validation(source_dir: Path, out_dir: Path, count: int = 1000) -> Path
     return out_dir
 
 
+def export_images(data_dir: Path = DEFAULT_DIR) -> Path:
+    """The same collages as 8-bit grayscale PNG files in ``data_dir/images/{split}/``, with
+    list files for the image data layer: ``{split}_khot.txt`` (``train/00012.png 3 7``) and
+    ``{split}_ink.txt`` (``train/00012.png 3:0.6123 7:0.3877``). Returns the images folder."""
+    from PIL import Image
+
+    out = data_dir / "images"
+    for split in ("train", "test"):
+        (out / split).mkdir(parents=True, exist_ok=True)
+        with h5py.File(data_dir / f"{split}_ink.h5", "r") as f:
+            images, labels, weights = f["data"][...], f["labels"][...], f["label_weights"][...]
+        names = []
+        for index, canvas in enumerate(images):
+            name = f"{split}/{index:05d}.png"
+            pixels = np.round(canvas[0] * 255).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(out / name, optimize=False)
+            names.append(name)
+        for kind in TARGET_KINDS:
+            lines = []
+            for name, row, row_weights in zip(names, labels, weights):
+                present = row >= 0
+                if kind == "khot":
+                    tokens = [str(int(c)) for c in row[present]]
+                else:
+                    tokens = [
+                        f"{int(c)}:{w:.6g}" for c, w in zip(row[present], row_weights[present])
+                    ]
+                lines.append(" ".join([name, *tokens]))
+            (out / f"{split}_{kind}.txt").write_text("\n".join(lines) + "\n")
+    return out
+
+
 def is_current(out_dir: Path = DEFAULT_DIR) -> bool:
     """Whether the files in ``out_dir`` hold every dataset this version writes."""
     try:

@@ -42,6 +42,10 @@ def ensure_data(data_dir: Path = data.DEFAULT_DIR) -> None:
     if not all(path.exists() for path in wanted) or not data.is_current(data_dir):
         print(f"building the digit collages in {data_dir} ...", flush=True)
         data.build(data_dir)
+        data.export_images(data_dir)
+    if not (data_dir / "images" / "test_ink.txt").exists():
+        print(f"writing the collages as PNG files in {data_dir / 'images'} ...", flush=True)
+        data.export_images(data_dir)
 
 
 def write_run_files(
@@ -210,16 +214,17 @@ def main() -> None:
         "--targets-form",
         choices=list(FORMS),
         default="dense",
-        help="how the loss reads the targets: dense (N, 10) or label lists (N, 4) [softmax only]",
+        help="dense (N, 10) targets or label lists (N, 4) from HDF5, or label lists with the "
+        "images from PNG files through MultiLabelImageDataLayer (the last two: softmax only)",
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-iter", type=int, help="override the solver's max_iter")
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--verbose", action="store_true", help="echo Caffe's whole log")
     args = parser.parse_args()
-    if args.targets_form == "labels" and args.loss != "softmax":
-        parser.error("--targets-form labels trains the softmax loss only (sigmoid needs dense)")
-    suffix = "_labels" if args.targets_form == "labels" else ""
+    if args.targets_form != "dense" and args.loss != "softmax":
+        parser.error("label lists train the softmax loss only (sigmoid needs dense targets)")
+    suffix = "" if args.targets_form == "dense" else f"_{args.targets_form}"
     name = args.name or f"digits_{args.loss}_{args.targets}{suffix}"
     result = train(
         name,
