@@ -3,6 +3,7 @@
 #
 #   docker/build_caffe.sh                 build (or reuse) and print the install prefix last
 #   docker/build_caffe.sh --print-prefix  only print the prefix this configuration installs into
+#   docker/build_caffe.sh --fetch-source  only fetch (or find) and verify the source; print its path
 #
 # Environment:
 #   PYTHON                the interpreter pycaffe is built for (default: python3); it needs numpy 2.x
@@ -80,7 +81,62 @@ cache_key() {
     echo "$py_version $py_library numpy${numpy_version%%.*}"; } | sha256sum | cut -c1-16
 }
 
+# --- The source -------------------------------------------------------------------------------
+download_tarball() {  # download_tarball DIR: apt-get source under a private apt configuration
+  local dir=$1 mirror apt_opts
+  mirror=$(debian_mirror) || die "no Debian mirror known"
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/sources.list.d"
+  chmod -R a+rwX "$dir"  # apt's sandbox user must be able to write here
+  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $SOURCE_SUITE main" >"$dir/sources.list"
+  apt_opts=(-q -o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/sources.list.d"
+            -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o "Debug::NoLocking=1")
+  log "fetching $SOURCE_PACKAGE=$SOURCE_VERSION from $mirror ($SOURCE_SUITE)"
+  apt-get "${apt_opts[@]}" update >&2
+  (cd "$dir" && apt-get "${apt_opts[@]}" source --download-only "$SOURCE_PACKAGE=$SOURCE_VERSION" >&2)
+  [[ -f "$dir/$TARBALL_NAME" ]] || die "apt-get source did not produce $TARBALL_NAME"
+}
+
+verify_sha256() {  # verify_sha256 FILE
+  local actual
+  actual=$(sha256sum "$1" | cut -d' ' -f1)
+  if [[ "$actual" != "$TARBALL_SHA256" ]]; then
+    die "sha256 mismatch for $1
+  expected: $TARBALL_SHA256
+  actual:   $actual"
+  fi
+  log "sha256 verified: $actual"
+}
+
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/caffe-multilabel-softmax"
+kept_tarball="$cache_root/sources/$TARBALL_NAME"  # verified downloads are kept for rebuilds
+
+fetch_source() {  # fetch_source WORKDIR: sets $tarball (given, kept, or downloaded and kept)
+  if [[ -n "${CAFFE_SOURCE_TARBALL:-}" ]]; then
+    [[ -f "$CAFFE_SOURCE_TARBALL" ]] || die "CAFFE_SOURCE_TARBALL=$CAFFE_SOURCE_TARBALL is not a file"
+    tarball="$CAFFE_SOURCE_TARBALL"
+    verify_sha256 "$tarball"
+  elif [[ -f "$kept_tarball" ]]; then
+    log "using the source kept from an earlier download: $kept_tarball"
+    tarball="$kept_tarball"
+    verify_sha256 "$tarball"
+  else
+    download_tarball "$1/apt"
+    tarball="$1/apt/$TARBALL_NAME"
+    verify_sha256 "$tarball"
+    mkdir -p "$(dirname "$kept_tarball")"
+    cp "$tarball" "$kept_tarball.partial" && mv "$kept_tarball.partial" "$kept_tarball"
+    tarball="$kept_tarball"
+  fi
+}
+
+if [[ "${1:-}" == "--fetch-source" ]]; then  # only fetch and verify the source; print its path
+  fetch_work=$(mktemp -d "${TMPDIR:-/tmp}/fetch-caffe.XXXXXX")
+  trap 'rm -rf "$fetch_work"' EXIT
+  fetch_source "$fetch_work"
+  echo "$tarball"
+  exit 0
+fi
+
 if [[ -n "${CAFFE_PREFIX:-}" ]]; then
   prefix="$CAFFE_PREFIX"  # a finished build there is reused without asking Python anything
   [[ "$prefix" == /* ]] || prefix="$PWD/$prefix"
@@ -134,31 +190,6 @@ for stale in "$parent/.$(basename "$prefix").staging."*; do  # killed builds of 
   fi
 done
 
-# --- The source -------------------------------------------------------------------------------
-download_tarball() {  # download_tarball DIR: apt-get source under a private apt configuration
-  local dir=$1 mirror apt_opts
-  mirror=$(debian_mirror) || die "no Debian mirror known"
-  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/sources.list.d"
-  chmod -R a+rwX "$dir"  # apt's sandbox user must be able to write here
-  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $SOURCE_SUITE main" >"$dir/sources.list"
-  apt_opts=(-q -o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/sources.list.d"
-            -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o "Debug::NoLocking=1")
-  log "fetching $SOURCE_PACKAGE=$SOURCE_VERSION from $mirror ($SOURCE_SUITE)"
-  apt-get "${apt_opts[@]}" update >&2
-  (cd "$dir" && apt-get "${apt_opts[@]}" source --download-only "$SOURCE_PACKAGE=$SOURCE_VERSION" >&2)
-  [[ -f "$dir/$TARBALL_NAME" ]] || die "apt-get source did not produce $TARBALL_NAME"
-}
-
-verify_sha256() {  # verify_sha256 FILE
-  local actual
-  actual=$(sha256sum "$1" | cut -d' ' -f1)
-  if [[ "$actual" != "$TARBALL_SHA256" ]]; then
-    die "sha256 mismatch for $1
-  expected: $TARBALL_SHA256
-  actual:   $actual"
-  fi
-  log "sha256 verified: $actual"
-}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/build-caffe.XXXXXX")
 staging=$(mktemp -d "$parent/.$(basename "$prefix").staging.XXXXXX")
@@ -168,22 +199,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 step "source"
-kept_tarball="$cache_root/sources/$TARBALL_NAME"  # verified downloads are kept for rebuilds
-if [[ -n "${CAFFE_SOURCE_TARBALL:-}" ]]; then
-  [[ -f "$CAFFE_SOURCE_TARBALL" ]] || die "CAFFE_SOURCE_TARBALL=$CAFFE_SOURCE_TARBALL is not a file"
-  tarball="$CAFFE_SOURCE_TARBALL"
-  verify_sha256 "$tarball"
-elif [[ -f "$kept_tarball" ]]; then
-  log "using the source kept from an earlier download: $kept_tarball"
-  tarball="$kept_tarball"
-  verify_sha256 "$tarball"
-else
-  download_tarball "$work/apt"
-  tarball="$work/apt/$TARBALL_NAME"
-  verify_sha256 "$tarball"
-  mkdir -p "$(dirname "$kept_tarball")"
-  cp "$tarball" "$kept_tarball.partial" && mv "$kept_tarball.partial" "$kept_tarball"
-fi
+fetch_source "$work"
 [[ -n "${py_version:-}" ]] || load_python_facts
 
 step "unpack and patch"
