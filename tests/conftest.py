@@ -38,6 +38,18 @@ def caffe_tool(caffe) -> Path:
     return VENV_CAFFE
 
 
+@pytest.fixture(params=["fused", "numpy"])
+def engine_path(request, monkeypatch):
+    """Run a test on both engine paths: numba's fused kernels and numpy's blocks."""
+    from python_layers.loss import engine
+
+    if request.param == "numpy":
+        monkeypatch.setattr(engine, "_fused", None)
+    elif engine._fused is None:
+        pytest.skip("numba is not importable")
+    return request.param
+
+
 @pytest.fixture
 def make_net(caffe, tmp_path):
     """Build a caffe.Net from a prototxt string (TEST phase unless told otherwise)."""

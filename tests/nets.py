@@ -110,3 +110,10 @@ def run_caffe(caffe_tool, *args, cwd):
     return subprocess.run(
         [str(caffe_tool), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
+
+
+def assert_learns(result: dict) -> None:
+    """A short example training: the loss fell by 20% and test mAP beats chance by 0.15."""
+    losses = [loss for _, loss in result["curves"]["train_loss"]]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert result["test"]["map"] > result["test"]["chance_map"] + 0.15, result["test"]

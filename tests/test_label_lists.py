@@ -46,15 +46,6 @@ def densify(labels, weights, classes):
 # --- The math, against the float64 oracle (both engine paths) ----------------------------------
 
 
-@pytest.fixture(params=["fused", "numpy"])
-def engine_path(request, monkeypatch):
-    if request.param == "numpy":
-        monkeypatch.setattr(engine, "_fused", None)
-    elif engine._fused is None:
-        pytest.skip("numba is not importable")
-    return request.param
-
-
 @pytest.mark.parametrize("normalization", NORMALIZATIONS)
 @pytest.mark.parametrize("normalize_targets", [True, False])
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])

@@ -5,19 +5,11 @@ import pytest
 from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm
-from python_layers.loss import engine
 
 RNG = np.random.default_rng(0)
 
 
-@pytest.fixture(autouse=True, params=["fused", "numpy"])
-def engine_path(request, monkeypatch):
-    """Every test here runs on both engine paths: numba's fused rows and numpy's blocks."""
-    if request.param == "numpy":
-        monkeypatch.setattr(engine, "_fused", None)
-    elif engine._fused is None:
-        pytest.skip("numba is not importable")
-    return request.param
+pytestmark = pytest.mark.usefixtures("engine_path")  # every test on both engine paths
 
 
 def khot(shape, axis=1, k_max=3, rng=RNG):
