@@ -71,7 +71,7 @@ def table(rows: list[dict]) -> str:
             for m in ("map", "precision_at_1", "precision_at_3", "recall_at_3")
         )
         lines.append(
-            f"| {r['targets']} | {label[r['loss']]} | {r['base_lr']} | {len(r['seeds'])} | "
+            f"| {r['targets']} | {label[r['loss']]} | {r['base_lr']:.3g} | {len(r['seeds'])} | "
             f"{r['collapsed']} | {cells} |"
         )
     return "\n".join(lines)
