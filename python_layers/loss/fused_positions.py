@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .fused_rows import _FAST, _FLOOR, _LN2_HI, _LN2_LO, _LOG2E, BAD_SCORES
+from .fused_rows import _FAST, BAD_SCORES, exp_parts
 
 BLOCK = 256  # positions per task: C x 256 floats of scratch stay in L1/L2
 
@@ -58,17 +58,7 @@ def _task(task, args, work, bits, shift, total, stats):  # pragma: no cover - nu
     for c in range(classes):
         row, out = s[c, i0:i1], work[c, :width]
         for k in range(width):
-            x = max(row[k] - shift[k], _FLOOR)
-            e = np.float32(math.floor(x * _LOG2E + np.float32(0.5)))
-            z = x - e * _LN2_HI - e * _LN2_LO
-            p = np.float32(1.9875691500e-4)
-            p = p * z + np.float32(1.3981999507e-3)
-            p = p * z + np.float32(8.3334519073e-3)
-            p = p * z + np.float32(4.1665795894e-2)
-            p = p * z + np.float32(1.6666665459e-1)
-            p = p * z + np.float32(5.0000001201e-1)
-            out[k] = p * z * z + z + np.float32(1.0)
-            bits[k] = (np.int32(e) + np.int32(127)) << np.int32(23)
+            out[k], bits[k] = exp_parts(row[k] - shift[k])
         exponent = bits.view(np.float32)
         for k in range(width):
             out[k] *= exponent[k]

@@ -68,20 +68,28 @@ def _max_and_check(s):  # pragma: no cover - numba
 
 
 @njit(inline="always")
+def exp_parts(x):  # pragma: no cover - numba
+    """exp(x) for x <= 0 as (poly, bits): exp(x) = poly * 2^n, bits the float32 pattern of 2^n.
+
+    Range reduction x = n ln 2 + z and Cephes' expf polynomial for exp(z): no calls, so loops
+    of it vectorise; the caller multiplies by ``bits`` viewed as float32."""
+    x = max(x, _FLOOR)
+    n = np.float32(math.floor(x * _LOG2E + np.float32(0.5)))
+    z = x - n * _LN2_HI - n * _LN2_LO
+    p = np.float32(1.9875691500e-4)
+    p = p * z + np.float32(1.3981999507e-3)
+    p = p * z + np.float32(8.3334519073e-3)
+    p = p * z + np.float32(4.1665795894e-2)
+    p = p * z + np.float32(1.6666665459e-1)
+    p = p * z + np.float32(5.0000001201e-1)
+    return p * z * z + z + np.float32(1.0), (np.int32(n) + np.int32(127)) << np.int32(23)
+
+
+@njit(inline="always")
 def _exp_shifted(s, m, work, bits):  # pragma: no cover - numba
     """work = exp(s - m) (float32); returns its sum in float64."""
-    for c in range(s.size):  # exp(x) = 2^n * poly(x - n ln 2): vectorisable, no calls
-        x = max(s[c] - m, _FLOOR)
-        n = np.float32(math.floor(x * _LOG2E + np.float32(0.5)))
-        z = x - n * _LN2_HI - n * _LN2_LO
-        p = np.float32(1.9875691500e-4)
-        p = p * z + np.float32(1.3981999507e-3)
-        p = p * z + np.float32(8.3334519073e-3)
-        p = p * z + np.float32(4.1665795894e-2)
-        p = p * z + np.float32(1.6666665459e-1)
-        p = p * z + np.float32(5.0000001201e-1)
-        work[c] = p * z * z + z + np.float32(1.0)
-        bits[c] = (np.int32(n) + np.int32(127)) << np.int32(23)
+    for c in range(s.size):
+        work[c], bits[c] = exp_parts(s[c] - m)
     exponent = bits.view(np.float32)  # 2^n
     total = 0.0
     for c in range(s.size):
