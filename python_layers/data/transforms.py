@@ -42,7 +42,9 @@ def load(path: str, transform: Transform) -> np.ndarray:
     """The decoded, resized image as (H, W, C) uint8 in BGR (or one gray channel)."""
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB" if transform.is_color else "L")
+            mode = "RGB" if transform.is_color else "L"
+            if image.mode != mode:  # convert copies even to the same mode: skip it then
+                image = image.convert(mode)
             if transform.new_height > 0 and transform.new_width > 0:
                 size = (transform.new_width, transform.new_height)
                 image = image.resize(size, Image.Resampling.BILINEAR)
@@ -81,16 +83,20 @@ def to_input(
             f"batch's {out.shape}: set new_height/new_width or crop_size so that all agree"
         )
     window = pixels[top : top + height, left : left + width].transpose(2, 0, 1)  # (C, h, w)
-    np.copyto(out, window, casting="unsafe")
+    mean = None
     if transform.mean is not None:
         if transform.mean.shape[1:] != pixels.shape[:2]:
             raise BadImageError(
                 f"mean_file has shape {transform.mean.shape}; the image is {pixels.shape[:2]}"
             )
-        out -= transform.mean[:, top : top + height, left : left + width]
+        mean = transform.mean[:, top : top + height, left : left + width]
+    if train and transform.mirror and randoms[2] < 0.5:  # flipped views: no extra copy
+        window = window[:, :, ::-1]
+        mean = None if mean is None else mean[:, :, ::-1]
+    np.copyto(out, window, casting="unsafe")
+    if mean is not None:
+        out -= mean
     elif transform.mean_value:
         out -= np.asarray(transform.mean_value, np.float32).reshape(-1, 1, 1)
     if transform.scale != 1:
         out *= np.float32(transform.scale)
-    if train and transform.mirror and randoms[2] < 0.5:
-        out[...] = out[:, :, ::-1].copy()
