@@ -26,8 +26,16 @@ def pinned_tarball() -> Path:
     Skips where it cannot be had (no Debian mirror reachable, e.g. inside the Docker image,
     which ships a finished Caffe and no build tools), unless REQUIRE_BUILD_SOURCE=1 (CI's
     native run)."""
-    if shutil.which("patch") is None:
-        message = "no `patch` here: this environment does not build Caffe"
+    env = {k: v for k, v in os.environ.items() if k != "CAFFE_PREFIX"}
+    facts = subprocess.run(  # the build's own check of this Python (headers, libpython)
+        ["bash", str(SCRIPT), "--print-prefix"],
+        env=dict(env, PYTHON=sys.executable),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if shutil.which("patch") is None or facts.returncode != 0:
+        message = f"this environment does not build Caffe (no patch, or: {facts.stderr[-300:]})"
         if os.environ.get("REQUIRE_BUILD_SOURCE") == "1":
             pytest.fail(f"REQUIRE_BUILD_SOURCE=1: {message}", pytrace=False)
         pytest.skip(message)
