@@ -397,15 +397,22 @@ class SoftmaxCrossEntropy:
                     if out is not None:
                         out *= np.float32(assumed / divisor)
             return loss / divisor
-        per = self._per_position(None, targets, weights, layout)
+        if layout.target_kind == "labels":  # one numba pass instead of numpy's many calls
+            labels, coefficients, offset, mass, divisor = self._fused_lists(
+                targets, weights, layout, class_weights
+            )
+        else:
+            per = self._per_position(None, targets, weights, layout)
+            labels, coefficients = per.labels[:, :, 0], per.label_weight[:, :, 0]
+            offset, mass, divisor = per.offset[:, 0, 0], per.mass[:, 0, 0], per.divisor
         args = (
             scores[:, :, 0],
-            per.labels[:, :, 0],
-            per.label_weight[:, :, 0],
-            per.offset[:, 0, 0],
-            per.mass[:, 0, 0],
+            labels,
+            coefficients,
+            offset,
+            mass,
             class_weights,
-            grad_scale / per.divisor,
+            grad_scale / divisor,
             flat(grad),
             flat(probs),
             grad is not None,
@@ -414,7 +421,32 @@ class SoftmaxCrossEntropy:
         (_fused.sparse_parallel if parallel else _fused.sparse_serial)(args, *scratch)
         loss, _, bad_row, code = _fused.summarise(scratch[2])
         self._raise_if_bad(bad_row, code, scores, targets)
-        return loss / per.divisor
+        return loss / divisor
+
+    def _fused_lists(self, targets, weights, layout, class_weights):
+        """Label lists prepared by numba: (codes, coefficients, offset, mass, Z)."""
+        rows, width = layout.outer, layout.labels_per_row
+        codes = self._buffer("list_codes", (rows, width), np.int64)
+        coefficients = self._buffer("list_coefficients", (rows, width))
+        offset = self._buffer("list_offset", (rows,))
+        mass = self._buffer("list_mass", (rows,), np.float64)
+        unused = self._buffer("unused", (1, 1))
+        o = self.options
+        valid, bad = _fused.prepare_lists(
+            targets[:, :, 0],
+            unused if weights is None else weights[:, :, 0],
+            weights is not None,
+            class_weights,
+            o.label_smoothing,
+            o.normalize_targets,
+            codes,
+            coefficients,
+            offset,
+            mass,
+        )
+        if bad:
+            raise _BadTargetsError
+        return codes, coefficients, offset, mass, loss_divisor(o.normalization, layout, valid)
 
     def _fused_positions(
         self, scores, targets, weights, layout, grad, grad_scale, probs, target_grad_out, t_scale

@@ -236,6 +236,49 @@ def sparse_parallel(args, work, bits, stats):  # pragma: no cover - numba
 
 
 @njit(cache=True)
+def prepare_lists(
+    labels, weights, weighted, class_weights, eps, normalize, codes, coefficients, offset, mass
+):  # pragma: no cover - numba
+    """Label lists (N, K) to what :func:`_sparse_row` reads, in one pass (the numpy engine's
+    ``_label_list_positions`` computes the same with a few dozen numpy calls).
+
+    ``codes``: the classes (0 for padding); ``coefficients``: ``w_c scale w_j`` (0 for
+    padding); ``offset`` and ``mass`` per row. Returns (valid rows, 1 if any label or weight
+    is bad else 0); nothing is meaningful after a bad one.
+    """
+    rows, width = labels.shape
+    classes = class_weights.size
+    weight_sum = 0.0
+    for c in range(classes):
+        weight_sum += class_weights[c]
+    valid_rows = 0
+    for r in range(rows):
+        total = 0.0
+        for j in range(width):
+            x = labels[r, j]
+            w = weights[r, j] if weighted else np.float32(1.0)
+            if not (x == math.floor(x) and -1 <= x < classes):  # nan fails too
+                return 0, 1
+            if weighted and not (w >= 0 and math.isfinite(w)):
+                return 0, 1
+            listed = x >= 0
+            codes[r, j] = np.int64(x) if listed else 0
+            coefficients[r, j] = w if listed else np.float32(0.0)
+            total += coefficients[r, j]
+        valid = total > 0
+        scale = ((1.0 - eps) / total if normalize else 1.0 - eps) if valid else 0.0
+        row_mass = 0.0
+        for j in range(width):
+            coefficient = np.float32(coefficients[r, j] * scale) * class_weights[codes[r, j]]
+            coefficients[r, j] = coefficient
+            row_mass += coefficient
+        offset[r] = np.float32(eps / classes) if valid else np.float32(0.0)
+        mass[r] = row_mass + (eps * weight_sum / classes if valid else 0.0)
+        valid_rows += 1 if valid else 0
+    return valid_rows, 0
+
+
+@njit(cache=True)
 def summarise(stats):  # pragma: no cover - numba
     """(sum of row losses in row order, valid rows, first bad row or -1 and its code)."""
     loss, valid = 0.0, 0.0
