@@ -354,8 +354,8 @@ class SoftmaxCrossEntropy:
         writes nothing there.
         """
         rows, classes = layout.outer, layout.classes
-        if probs is not None:
-            self._per_position(scores, targets, weights, layout)  # raises on bad input
+        # raises on bad input; index targets' preparation is reused below
+        checked = None if probs is None else self._per_position(scores, targets, weights, layout)
         unused = self._buffer("unused", (1, 1))  # stands in for arrays a call does not use
         flat = lambda array: unused if array is None else array[:, :, 0]  # noqa: E731
         class_weights = self._class_weights(classes)
@@ -390,7 +390,7 @@ class SoftmaxCrossEntropy:
             )
             (_fused.dense_parallel if parallel else _fused.dense_serial)(args, *scratch)
             loss, valid, bad_row, code = _fused.summarise(scratch[2])
-            self._raise_if_bad(bad_row, code, scores, targets)
+            self._raise_if_bad(bad_row, code)
             divisor = loss_divisor(o.normalization, layout, valid)
             if divisor != assumed:
                 for out in (grad, target_grad):
@@ -402,7 +402,7 @@ class SoftmaxCrossEntropy:
                 targets, weights, layout, class_weights
             )
         else:
-            per = self._per_position(None, targets, weights, layout)
+            per = checked or self._per_position(None, targets, weights, layout)
             labels, coefficients = per.labels[:, :, 0], per.label_weight[:, :, 0]
             offset, mass, divisor = per.offset[:, 0, 0], per.mass[:, 0, 0], per.divisor
         args = (
@@ -420,7 +420,7 @@ class SoftmaxCrossEntropy:
         )
         (_fused.sparse_parallel if parallel else _fused.sparse_serial)(args, *scratch)
         loss, _, bad_row, code = _fused.summarise(scratch[2])
-        self._raise_if_bad(bad_row, code, scores, targets)
+        self._raise_if_bad(bad_row, code)
         return loss / divisor
 
     def _fused_lists(self, targets, weights, layout, class_weights):
@@ -453,9 +453,8 @@ class SoftmaxCrossEntropy:
     ) -> float:
         """Layouts with dims after the class axis: blocks of positions in one numba pass each;
         per-position target quantities from the numpy preparation (which checks targets)."""
-        if probs is not None:  # a top: check the scores too before writing anything
-            self._per_position(scores, targets, weights, layout)
-        per = self._per_position(None, targets, weights, layout)
+        # when p (a top) is wanted, the scores are checked too, before anything is written
+        per = self._per_position(scores if probs is not None else None, targets, weights, layout)
         outer, classes, inner = scores.shape
         width = _fused_positions.BLOCK
         tasks = outer * -(-inner // width)
@@ -492,7 +491,7 @@ class SoftmaxCrossEntropy:
         )
         kernel(args, *scratch)
         loss, _, bad_task, code = _fused.summarise(scratch[-1])
-        self._raise_if_bad(bad_task, code, scores, targets)
+        self._raise_if_bad(bad_task, code)
         if target_grad_out is not None:  # float64 numpy (the fused target gradient is rows')
             exact = target_grad(scores, targets, layout, self.options)
             np.multiply(exact, np.float32(t_scale), out=target_grad_out)
@@ -507,7 +506,7 @@ class SoftmaxCrossEntropy:
         return ones
 
     @staticmethod
-    def _raise_if_bad(bad_row: int, code: float, scores, targets) -> None:
+    def _raise_if_bad(bad_row: int, code: float) -> None:
         if bad_row < 0:
             return
         if code == _fused.BAD_SCORES:
