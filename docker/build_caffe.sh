@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build BVLC Caffe 1.0 (CPU only, with Python layers) from Debian's `caffe` source package, cached.
+# Build BVLC Caffe 1.0 (with Python layers; CPU only, or CUDA with CAFFE_GPU=1) from Debian's
+# `caffe` source package, cached.
 #
 #   docker/build_caffe.sh                 build (or reuse) and print the install prefix last
 #   docker/build_caffe.sh --print-prefix  only print the prefix this configuration installs into
@@ -12,6 +13,11 @@
 #                         the script never deletes anything it did not create
 #   CAFFE_SOURCE_TARBALL  use this orig tarball instead of downloading it (its sha256 is still checked)
 #   CAFFE_DEBIAN_MIRROR   Debian mirror to fetch bullseye sources from (default: the system's own)
+#   CAFFE_GPU=1           the CUDA build: CUDA 13.0 from pinned PyPI wheels (docker/cuda/toolkit.sh),
+#                         NCCL, no cuDNN, plus the patches in docker/cuda/patches/; its own cache key
+#   CAFFE_CUDA_ARCH       with CAFFE_GPU=1: the GPU architectures to compile machine code (SASS) for,
+#                         default "75 80 90 100 120"; PTX is added for the last one so that newer
+#                         GPUs JIT it. The build takes about 3x longer with the default than with one
 set -euo pipefail
 
 readonly SOURCE_PACKAGE="caffe"
@@ -19,16 +25,32 @@ readonly SOURCE_VERSION="1.0.0+git20180821.99bd997-8"
 readonly SOURCE_SUITE="bullseye"
 readonly TARBALL_NAME="caffe_1.0.0+git20180821.99bd997.orig.tar.gz"
 readonly TARBALL_SHA256="e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c"
-readonly CMAKE_FLAGS=(
+CMAKE_FLAGS=(
   -DCMAKE_BUILD_TYPE=Release -DCPU_ONLY=ON -DBLAS=Open -DUSE_OPENCV=OFF -DUSE_HDF5=ON
   -DUSE_LMDB=ON -DUSE_LEVELDB=ON -DUSE_NCCL=OFF -DBUILD_docs=OFF
   -DBUILD_python=ON -DBUILD_python_layer=ON -Dpython_version=3 -DBUILD_matlab=OFF
 )
+gpu="${CAFFE_GPU:-0}"
+[[ "$gpu" == 0 || "$gpu" == 1 ]] || { echo "build_caffe: error: CAFFE_GPU must be 0 or 1, not '$gpu'" >&2; exit 1; }
+build_name="caffe"
+if [[ "$gpu" == 1 ]]; then
+  cuda_arch="${CAFFE_CUDA_ARCH:-75 80 90 100 120}"
+  [[ "$cuda_arch" =~ ^[0-9]+( [0-9]+)*$ ]] ||
+    { echo "build_caffe: error: CAFFE_CUDA_ARCH='$cuda_arch': expected numbers like '80 90'" >&2; exit 1; }
+  CMAKE_FLAGS=("${CMAKE_FLAGS[@]/-DCPU_ONLY=ON/-DCPU_ONLY=OFF}")
+  CMAKE_FLAGS=("${CMAKE_FLAGS[@]/-DUSE_NCCL=OFF/-DUSE_NCCL=ON}")
+  # cuDNN stays off: Caffe uses cuDNN 7's algorithm API, which cuDNN 8 removed.
+  CMAKE_FLAGS+=(-DUSE_CUDNN=OFF -DCUDA_ARCH_NAME=Manual "-DCUDA_ARCH_BIN=$cuda_arch"
+    "-DCUDA_ARCH_PTX=${cuda_arch##* }" -DCUDA_NVCC_FLAGS=-std=c++17)
+  build_name="caffe-cuda"
+fi
+readonly CMAKE_FLAGS
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=docker/debian_mirror.sh
 source "$here/debian_mirror.sh"
 patches_dir="$here/patches"
+cuda_dir="$here/cuda"
 python="${PYTHON:-python3}"
 
 log() { echo "build_caffe: $*" >&2; }
@@ -76,9 +98,11 @@ load_python_facts() {
 }
 
 # --- The cache key: source, patches, flags, and the Python ABI we link ------------------------
-cache_key() {
+cache_key() {  # the CPU build's key is what it was before the GPU build existed
   { echo "$TARBALL_SHA256"; cat "$patches_dir"/*.patch; printf '%s\n' "${CMAKE_FLAGS[@]}";
-    echo "$py_version $py_library numpy${numpy_version%%.*}"; } | sha256sum | cut -c1-16
+    echo "$py_version $py_library numpy${numpy_version%%.*}";
+    if [[ "$gpu" == 1 ]]; then cat "$cuda_dir"/patches/*.patch "$cuda_dir/wheels.txt"; fi
+  } | sha256sum | cut -c1-16
 }
 
 # --- The source -------------------------------------------------------------------------------
@@ -143,7 +167,7 @@ if [[ -n "${CAFFE_PREFIX:-}" ]]; then
   prefix_is_ours=0  # the user's directory: never deleted, whatever it holds
 else
   load_python_facts
-  prefix="$cache_root/caffe-$(cache_key)"
+  prefix="$cache_root/$build_name-$(cache_key)"
   prefix_is_ours=1  # inside our own cache namespace
 fi
 prefix="${prefix%/}"
@@ -201,25 +225,36 @@ trap 'exit 143' TERM
 step "source"
 fetch_source "$work"
 [[ -n "${py_version:-}" ]] || load_python_facts
+gpu_flags=()
+run_path="$prefix/lib"
+if [[ "$gpu" == 1 ]]; then
+  step "CUDA toolkit"
+  cuda_root=$(PYTHON="$python" bash "$cuda_dir/toolkit.sh" | tail -n1) || die "no CUDA toolkit (see above)"
+  gpu_flags=(-DCUDA_TOOLKIT_ROOT_DIR="$cuda_root" -DNCCL_INCLUDE_DIR="$cuda_root/include"
+             -DNCCL_LIBRARIES="$cuda_root/lib64/libnccl.so")
+  run_path="$prefix/lib;$cuda_root/lib64"  # cudart, cuBLAS, cuRAND and NCCL from the toolkit root
+fi
 
 step "unpack and patch"
 mkdir -p "$work/src"
 tar -xzf "$tarball" -C "$work/src"  # the pinned tarball has no top-level directory
 [[ -f "$work/src/CMakeLists.txt" ]] || die "unexpected tarball layout: no CMakeLists.txt at its top"
-for patch_file in "$patches_dir"/*.patch; do
+patch_files=("$patches_dir"/*.patch)
+if [[ "$gpu" == 1 ]]; then patch_files+=("$cuda_dir"/patches/*.patch); fi
+for patch_file in "${patch_files[@]}"; do
   log "  applying $(basename "$patch_file")"
   patch -d "$work/src" -p1 --forward --quiet <"$patch_file" || die "patch $(basename "$patch_file") does not apply"
 done
 
 # --- Configure for the final prefix (Caffe bakes it into RUNPATH), install into staging ---------
 step "configure (Python $py_version, numpy $numpy_version, prefix $prefix)"
-cmake -S "$work/src" -B "$work/build" "${CMAKE_FLAGS[@]}" \
-  -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_RPATH="$prefix/lib" \
+cmake -S "$work/src" -B "$work/build" "${CMAKE_FLAGS[@]}" "${gpu_flags[@]}" \
+  -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_RPATH="$run_path" \
   -DPYTHON_EXECUTABLE="$(command -v "$python")" -DPYTHON_INCLUDE_DIR="$py_include" \
   -DPYTHON_LIBRARY="$py_library" -DNUMPY_INCLUDE_DIR="$numpy_include" >"$work/configure.log" 2>&1 ||
   { tail -n 40 "$work/configure.log" >&2; die "cmake configure failed"; }
 
-step "compile with $(nproc) jobs (about 5 minutes on 2 cores)"
+step "compile with $(nproc) jobs (on 2 cores: about 5 minutes; with CUDA about 20)"
 cmake --build "$work/build" -j "$(nproc)" >"$work/build.log" 2>&1 ||
   { tail -n 60 "$work/build.log" >&2; die "compile failed (log above)"; }
 
@@ -232,7 +267,9 @@ staged="$staging$prefix"
 
 step "smoke test"
 LD_LIBRARY_PATH="$staged/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" PYTHONPATH="$staged/python" "$python" -c \
-  "import caffe; assert 'Python' in caffe.layer_type_list(), 'no Python layer'; print('pycaffe OK')" >&2 ||
+  "import caffe; assert 'Python' in caffe.layer_type_list(), 'no Python layer'
+assert hasattr(caffe, 'get_mode') == ($gpu == 1), 'get_mode is in the GPU build alone'
+print('pycaffe OK')" >&2 ||
   die "the built pycaffe does not import or lacks the Python layer"
 
 date -u +%FT%TZ >"$staged/.build-complete"

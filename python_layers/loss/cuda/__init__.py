@@ -1,0 +1,1 @@
+"""The loss on GPU memory (CUDA kernels; CuPy launches them in GPU nets)."""

@@ -1,0 +1,199 @@
+"""The loss on device memory: :file:`kernels.cu` launched through a backend.
+
+The engine takes device addresses (Caffe's ``_gpu_data_ptr`` / ``_gpu_diff_ptr``), so the
+scores never leave the GPU: three kernel launches per call and one read of five doubles
+(the loss and a bad-input code), which is also where the call waits for the GPU. The math is
+:mod:`python_layers.loss.engine`'s; on bad input nothing is written and
+:class:`DeviceInputError` is raised, so that the caller can word the error with the CPU
+engine's checks (the same message as on the CPU).
+
+A backend launches the kernels and owns the small buffers: :mod:`.cupy_backend` on a GPU;
+the tests drive the same kernels, compiled for the host, through their own backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..layout import Layout
+from ..options import DEFAULT_OPTIONS, Options
+
+KERNELS = Path(__file__).with_name("kernels.cu")
+N_STATS, N_PARTS, N_STATUS = 8, 3, 5  # doubles per position / per position / in the status
+R_LOSS, R_BAD, R_BAD_AT = 0, 3, 4  # status entries read by the host
+BAD_SCORES, BAD_TARGETS = 1, 2
+Z_MODES = {"full": 0, "valid": 1, "batch_size": 2, "none": 3}
+Z_WEIGHTED = 4  # index targets with class weights, "valid": Z = sum of the labels' weights
+DENSE, SPARSE = 0, 1
+BLOCK_CLASSES = 32  # (N, C) with at least this many classes: a thread block per row
+
+
+class DeviceInputError(Exception):
+    """The kernels found non-finite scores (``code`` 1) or bad targets (2) at ``position``."""
+
+    def __init__(self, code: int, position: int):
+        super().__init__(f"bad input on the device (code {code}) at position {position}")
+        self.code, self.position = code, position
+
+
+class Backend(Protocol):
+    """What the engine needs from a device: buffers, kernel launches, and reading back."""
+
+    block_threads: int  # threads per block when a block handles one position
+    position_threads: int  # threads per block when a thread handles one position
+
+    def buffer(self, count: int, dtype: Any) -> tuple[Any, int]: ...  # (array, address)
+    def upload(self, array: np.ndarray) -> tuple[Any, int]: ...
+    def launch(self, kernel: str, blocks: int, threads: int, args: tuple) -> None: ...
+    def read(self, array: Any) -> np.ndarray: ...
+
+
+def _u64(address: int | None) -> np.uint64:
+    return np.uint64(address or 0)
+
+
+class DeviceSoftmaxCrossEntropy:
+    """Loss, gradients and probabilities on device memory, for any layout (see engine.py).
+
+    ``block``: force a thread block per position (True) or a thread per position (False);
+    by default a block per row for (N, C) with C >= 32, a thread per position otherwise.
+    """
+
+    def __init__(self, backend: Backend, options: Options = DEFAULT_OPTIONS, block=None):
+        self.backend, self.options, self.block = backend, options, block
+        weights = options.class_weights
+        self._weights = None if weights is None else backend.upload(np.float32(weights))
+        self._buffers: dict[str, tuple[Any, int]] = {}
+
+    def _buffer(self, name: str, count: int, dtype) -> int:
+        """The address of a reused device buffer, reallocated only when it must grow."""
+        array, address = self._buffers.get(name, (None, 0))
+        if array is None or array.size < count:
+            array, address = self._buffers[name] = self.backend.buffer(max(count, 1), dtype)
+        return address
+
+    def _weight_sum(self, classes: int) -> float:
+        weights = self.options.class_weights
+        return float(classes) if weights is None else float(np.sum(weights))
+
+    def _z_mode(self, layout: Layout) -> int:
+        o = self.options
+        if (
+            layout.target_kind == "index"
+            and o.class_weights is not None
+            and o.normalization == "valid"
+        ):
+            return Z_WEIGHTED
+        return Z_MODES[o.normalization]
+
+    def _shape(self, layout: Layout) -> tuple[str, int, int]:
+        """Kernel suffix, blocks and threads for the per-position kernels."""
+        block = self.block
+        if block is None:
+            block = layout.inner == 1 and layout.classes >= BLOCK_CLASSES
+        if block:
+            threads = self.backend.block_threads
+            while threads > 32 and threads >= 2 * layout.classes:  # no idle halves
+                threads //= 2
+            return "block", layout.positions, threads
+        threads = self.backend.position_threads
+        return "thread", -(-layout.positions // threads), threads
+
+    def __call__(
+        self,
+        scores: int,
+        targets: int,
+        layout: Layout,
+        *,
+        label_weights: int = 0,
+        grad_out: int = 0,
+        grad_scale: float = 1.0,
+        probs_out: int = 0,
+        target_grad_out: int = 0,
+        label_weight_grad_out: int = 0,
+        target_grad_scale: float = 1.0,
+        loss_out: int = 0,
+    ) -> float:
+        """The loss; the outputs as in engine.py, given as device addresses (0: not wanted).
+
+        ``target_grad_out`` is for dense targets, ``label_weight_grad_out`` for label lists
+        with weights (both scaled by ``target_grad_scale``); ``loss_out`` receives the loss
+        as a float32 (Caffe's top blob). Raises :class:`DeviceInputError` before writing.
+        """
+        o, positions, width = self.options, layout.positions, layout.labels_per_row
+        kind = DENSE if layout.target_kind == "dense" else SPARSE
+        if target_grad_out and kind != DENSE:
+            raise ValueError("target_grad_out is for dense targets")
+        if label_weight_grad_out and not (layout.target_kind == "labels" and label_weights):
+            raise ValueError("label_weight_grad_out is for label lists with label weights")
+        has_pad = layout.target_kind == "labels" or o.ignore_label is not None
+        pad = -1 if layout.target_kind == "labels" else (o.ignore_label or 0)
+        sparse_count = positions * width if kind == SPARSE else 1
+        stats = self._buffer("stats", positions * N_STATS, np.float64)
+        codes = self._buffer("codes", sparse_count, np.int32)
+        coefs = self._buffer("coefs", sparse_count, np.float32)
+        parts = self._buffer("parts", positions * N_PARTS, np.float64)
+        status = self._buffer("status", N_STATUS, np.float64)
+        weights = _u64(self._weights[1] if self._weights else 0)
+        eps, normalize = np.float64(o.label_smoothing), np.int64(o.normalize_targets)
+        common = (
+            *(_u64(scores), _u64(targets), _u64(label_weights), weights, np.int64(positions)),
+            *(np.int64(layout.classes), np.int64(layout.inner), np.int64(width), np.int64(kind)),
+        )
+        suffix, blocks, threads = self._shape(layout)
+        z_mode = self._z_mode(layout)
+        # 1. per-position statistics
+        self.backend.launch(
+            f"stats_{suffix}",
+            blocks,
+            threads,
+            (
+                *(*common, np.int64(bool(label_weights)), normalize, np.int64(has_pad)),
+                *(np.float64(pad), np.int64(z_mode), eps),
+                *(np.float64(self._weight_sum(layout.classes)), _u64(stats), _u64(codes)),
+                *(_u64(coefs), _u64(parts)),
+            ),
+        )
+        # 2. the loss, Z and the scales, in one block
+        self.backend.launch(
+            "finish",
+            1,
+            self.backend.block_threads,
+            (
+                *(_u64(parts), np.int64(positions), np.int64(layout.outer), np.int64(z_mode)),
+                *(np.float64(grad_scale), np.float64(target_grad_scale), _u64(status)),
+                _u64(loss_out),
+            ),
+        )
+        # 3. what the caller asked for (skipped on the device when the input was bad)
+        if grad_out or probs_out or target_grad_out or label_weight_grad_out:
+            self.backend.launch(
+                f"outputs_{suffix}",
+                blocks,
+                threads,
+                (
+                    *(*common, normalize, eps, _u64(stats), _u64(codes), _u64(coefs)),
+                    *(_u64(status), _u64(grad_out), _u64(probs_out), _u64(target_grad_out)),
+                    _u64(label_weight_grad_out),
+                ),
+            )
+        result = self.backend.read(self._buffers["status"][0][:N_STATUS])  # waits for the GPU
+        if result[R_BAD]:
+            raise DeviceInputError(int(result[R_BAD]), int(result[R_BAD_AT]))
+        return float(result[R_LOSS])
+
+    def scale(self, address: int, count: int, factor: float) -> None:
+        """``data[:count] *= factor`` on the device (a gradient written with another weight)."""
+        self._elementwise("scale_floats", address, count, factor)
+
+    def fill(self, address: int, count: int, value: float) -> None:
+        """``data[:count] = value`` on the device (zero gradients)."""
+        self._elementwise("fill_floats", address, count, value)
+
+    def _elementwise(self, kernel: str, address: int, count: int, value: float) -> None:
+        threads = self.backend.position_threads
+        args = (_u64(address), np.int64(count), np.float64(value))
+        self.backend.launch(kernel, -(-count // threads), threads, args)
