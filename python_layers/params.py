@@ -196,6 +196,7 @@ SOFTMAX_LOSS_KEYS = {
     "class_weights": Key(None, optional_weights),
     "targets": Key("auto", one_of(*TARGET_FORMS)),
     "target_gradient": Key(True, boolean),
+    "engine": Key("auto", one_of("auto", "cpu", "gpu")),
 }
 
 

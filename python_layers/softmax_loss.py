@@ -11,8 +11,9 @@ Prototxt::
       loss_weight: 1
     }
 
-The math is in :mod:`python_layers.loss`; the parameters are checked in
-:mod:`python_layers.params`. This class only moves data between Caffe's blobs and them.
+The math is in :mod:`python_layers.loss` (CPU) and :mod:`python_layers.loss.cuda` (GPU); the
+parameters are checked in :mod:`python_layers.params`. This class only moves data between
+Caffe's blobs and them: host arrays in CPU nets, device addresses in GPU nets.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import caffe
 import numpy as np
 
+from . import device
+from .loss.cuda.engine import DeviceInputError, DeviceSoftmaxCrossEntropy
 from .loss.engine import SoftmaxCrossEntropy
 from .loss.layout import Layout, layout_for
 from .loss.options import Options
@@ -51,6 +54,10 @@ class SoftmaxLossLayer(caffe.Layer):
     In the TRAIN phase the gradient is computed in the same pass as the loss and written to
     ``bottom[0].diff`` during forward (scaled by the loss weight, which Caffe puts in
     ``top[0].diff`` at set-up); backward then only rescales it if that weight changed.
+
+    In a GPU net (GPU build, GPU mode) with CuPy importable, everything is computed on the
+    GPU from the blobs' device memory (``"engine": "auto"``, the default); ``"cpu"`` keeps
+    the CPU engine (blobs copied to the host), ``"gpu"`` makes a missing GPU engine an error.
     """
 
     def setup(self, bottom, top) -> None:
@@ -58,8 +65,15 @@ class SoftmaxLossLayer(caffe.Layer):
         self.axis = params.pop("axis")
         self.form = params.pop("targets")
         self.target_gradient = params.pop("target_gradient")
+        self.engine_choice = params.pop("engine")
         self.options = Options(**params)
         self.engine = SoftmaxCrossEntropy(self.options)
+        self.device_engine: DeviceSoftmaxCrossEntropy | None = None  # made in the first GPU call
+        if self.engine_choice == "gpu" and not hasattr(caffe, "get_mode"):
+            raise ValueError(
+                f'{LAYER}: "engine": "gpu" needs the GPU build of Caffe (CAFFE_GPU=1 make env); '
+                "this pycaffe is CPU-only"
+            )
         if len(bottom) == 3 and self.form != "labels":
             raise ValueError(
                 f'{LAYER}: a third bottom (label_weights) needs "targets": "labels" in '
@@ -82,21 +96,21 @@ class SoftmaxLossLayer(caffe.Layer):
         self.eager_target_grad = False  # a backward asked for the dense targets' gradient
 
     def reshape(self, bottom, top) -> None:
+        # Shapes from the blobs themselves: `.data` would copy a GPU net's blobs to the host.
+        shapes = [tuple(bottom[i].shape) for i in range(len(bottom))]
         try:
-            self.layout = layout_for(
-                bottom[0].data.shape, bottom[1].data.shape, self.axis, self.form
-            )
+            self.layout = layout_for(shapes[0], shapes[1], self.axis, self.form)
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
-        if len(bottom) == 3 and bottom[2].data.shape != bottom[1].data.shape:
+        if len(bottom) == 3 and shapes[2] != shapes[1]:
             raise ValueError(
-                f"{LAYER}: bottom[2] (label_weights) has shape {bottom[2].data.shape}; "
-                f"expected the labels' shape {bottom[1].data.shape}"
+                f"{LAYER}: bottom[2] (label_weights) has shape {shapes[2]}; "
+                f"expected the labels' shape {shapes[1]}"
             )
         self._check_options_fit(self.layout)
         top[0].reshape()  # a scalar, like Caffe's own loss layers
         if len(top) == 2:
-            top[1].reshape(*bottom[0].data.shape)
+            top[1].reshape(*shapes[0])
 
     def _check_options_fit(self, layout: Layout) -> None:
         weights = self.options.class_weights
@@ -112,30 +126,80 @@ class SoftmaxLossLayer(caffe.Layer):
                 f"{layout.inner} as outer x C x inner); a dense row of zeros is ignored instead"
             )
 
+    def _on_device(self) -> bool:
+        """Whether this call runs on the GPU engine (made on the first GPU call)."""
+        if self.engine_choice == "cpu" or not device.gpu_mode():
+            if self.engine_choice == "gpu":
+                raise ValueError(f'{LAYER}: "engine": "gpu" needs the net in GPU mode')
+            return False
+        if self.device_engine is None:
+            try:
+                backend = device.make_backend()
+            except ImportError as why:
+                if self.engine_choice == "gpu":
+                    raise ImportError(f"{LAYER}: {why}") from None
+                self.engine_choice = "cpu"  # said once, then the CPU engine as before
+                print(f"{LAYER}: GPU net, CPU engine: {why}", flush=True)
+                return False
+            self.device_engine = DeviceSoftmaxCrossEntropy(backend, self.options)
+        return True
+
     def _run(
         self, bottom, top, grad_weight: float | None, target_weight: float | None = None
     ) -> float:
         """The engine on the blobs: the scores' gradient goes to bottom[0].diff if grad_weight
-        is set, the dense targets' gradient to bottom[1].diff if target_weight is set."""
+        is set, the dense targets' gradient to bottom[1].diff if target_weight is set; the loss
+        to top[0]."""
+        loss = (self._run_device if self._on_device() else self._run_host)(
+            bottom, top, grad_weight, target_weight
+        )
+        if not np.isfinite(loss):  # finite inputs overflowing (|scores| near float32's max)
+            raise FloatingPointError(f"{LAYER}: loss is {loss} although both bottoms are finite")
+        return loss
+
+    def _run_host(self, bottom, top, grad_weight, target_weight, outputs: bool = True) -> float:
         try:
             loss = self.engine(
                 bottom[0].data,
                 bottom[1].data,
                 self.layout,
                 label_weights=bottom[2].data if len(bottom) == 3 else None,
-                grad_out=None if grad_weight is None else bottom[0].diff,
+                grad_out=None if grad_weight is None or not outputs else bottom[0].diff,
                 grad_scale=grad_weight or 0.0,
-                probs_out=top[1].data if len(top) == 2 else None,
-                target_grad_out=None if target_weight is None else bottom[1].diff,
+                probs_out=top[1].data if len(top) == 2 and outputs else None,
+                target_grad_out=None if target_weight is None or not outputs else bottom[1].diff,
                 target_grad_scale=target_weight or 0.0,
             )
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
         except FloatingPointError as why:
             raise FloatingPointError(f"{LAYER}: {why}") from None
-        if not np.isfinite(loss):  # finite inputs overflowing (|scores| near float32's max)
-            raise FloatingPointError(f"{LAYER}: loss is {loss} although both bottoms are finite")
+        if outputs:
+            top[0].data[...] = loss
         return loss
+
+    def _run_device(self, bottom, top, grad_weight, target_weight) -> float:
+        """The GPU engine on the blobs' device memory; the loss goes straight to top[0]."""
+        try:
+            return self.device_engine(
+                device.data_address(bottom[0]),
+                device.data_address(bottom[1]),
+                self.layout,
+                label_weights=device.data_address(bottom[2]) if len(bottom) == 3 else 0,
+                grad_out=0 if grad_weight is None else device.diff_address(bottom[0]),
+                grad_scale=grad_weight or 0.0,
+                probs_out=device.data_address(top[1]) if len(top) == 2 else 0,
+                target_grad_out=0 if target_weight is None else device.diff_address(bottom[1]),
+                target_grad_scale=target_weight or 0.0,
+                loss_out=device.data_address(top[0]),
+            )
+        except DeviceInputError as found:
+            # The CPU engine's checks word the error (the inputs are copied to the host).
+            self._run_host(bottom, top, None, None, outputs=False)
+            raise RuntimeError(
+                f"{LAYER}: the GPU engine found bad input ({found}) that the "
+                "CPU engine accepts; please report this"
+            ) from None
 
     def forward(self, bottom, top) -> None:
         # 1. Validate, then loss (and in TRAIN the gradients) in one pass. The dense targets'
@@ -145,8 +209,8 @@ class SoftmaxLossLayer(caffe.Layer):
         weight = float(top[0].diff.flat[0])
         self.grad_weight = weight if training else None
         self.target_weight = weight if training and self.eager_target_grad else None
-        # 2. Write the loss; prob and the gradients were written by the engine.
-        top[0].data[...] = self._run(bottom, top, self.grad_weight, self.target_weight)
+        # 2. The loss, prob and the gradients are written by the engine.
+        self._run(bottom, top, self.grad_weight, self.target_weight)
 
     def backward(self, top, propagate_down, bottom) -> None:
         loss_weight = float(top[0].diff.flat[0])  # the prototxt's loss_weight reaches us here
@@ -174,20 +238,42 @@ class SoftmaxLossLayer(caffe.Layer):
             (1, self.target_weight, dense_wanted and not targets_missing),
         ):
             if wanted and loss_weight != written:
-                bottom[index].diff[...] *= np.float32(loss_weight / written)
+                self._scale_diff(bottom[index], loss_weight / written)
         self.eager_target_grad = dense_wanted
         self.grad_weight = loss_weight if propagate_down[0] else self.grad_weight
         self.target_weight = loss_weight if dense_wanted else self.target_weight
         # 2. The other bottoms: label weights (exact), labels and opted-out targets (zeros).
         for index in range(1, len(bottom)):
             if propagate_down[index] and not (index == 1 and dense_wanted):
-                bottom[index].diff[...] = loss_weight * self._other_target_grad(bottom, index)
+                self._write_other_target_grad(bottom, index, loss_weight)
 
-    def _other_target_grad(self, bottom, index: int) -> np.ndarray | float:
+    def _scale_diff(self, blob, factor: float) -> None:
+        if self._on_device():
+            self.device_engine.scale(device.diff_address(blob), blob.count, factor)
+        else:
+            blob.diff[...] *= np.float32(factor)
+
+    def _write_other_target_grad(self, bottom, index: int, loss_weight: float) -> None:
         """d loss / d bottom[index] for label weights (exact); 0 for labels, index targets,
         and any targets with "target_gradient": false."""
-        if self.target_gradient and self.layout.target_kind == "labels" and index == 2:
-            return label_weight_grad(
-                bottom[0].data, bottom[1].data, bottom[2].data, self.layout, self.options
+        exact = self.target_gradient and self.layout.target_kind == "labels" and index == 2
+        if not self._on_device():
+            grad = self._other_target_grad(bottom, index) if exact else 0.0
+            bottom[index].diff[...] = loss_weight * grad
+        elif exact:
+            self.device_engine(
+                device.data_address(bottom[0]),
+                device.data_address(bottom[1]),
+                self.layout,
+                label_weights=device.data_address(bottom[2]),
+                label_weight_grad_out=device.diff_address(bottom[2]),
+                target_grad_scale=loss_weight,
             )
-        return 0.0
+        else:
+            self.device_engine.fill(device.diff_address(bottom[index]), bottom[index].count, 0.0)
+
+    def _other_target_grad(self, bottom, index: int) -> np.ndarray:
+        """d loss / d label weights on the host, unit loss weight."""
+        return label_weight_grad(
+            bottom[0].data, bottom[1].data, bottom[2].data, self.layout, self.options
+        )

@@ -9,6 +9,8 @@ same comparisons run through CuPy (tests/test_gpu.py, scripts/gpu_check.sh).
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -28,6 +30,13 @@ from python_layers.loss.target_grad import label_weight_grad, target_grad
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
+    """kernels.cu built for the host; skipped without g++ (the Docker image ships no compiler)
+    unless REQUIRE_BUILD_SOURCE=1 (CI's native run)."""
+    if shutil.which("g++") is None:
+        message = "g++ is not installed: the kernels cannot be compiled for the host"
+        if os.environ.get("REQUIRE_BUILD_SOURCE") == "1":
+            pytest.fail(f"REQUIRE_BUILD_SOURCE=1: {message}", pytrace=False)
+        pytest.skip(message)
     return compile_kernels(tmp_path_factory.mktemp("kernels"))
 
 
