@@ -18,6 +18,8 @@
 #   CAFFE_CUDA_ARCH       with CAFFE_GPU=1: the GPU architectures to compile machine code (SASS) for,
 #                         default "75 80 90 100 120"; PTX is added for the last one so that newer
 #                         GPUs JIT it. The build takes about 3x longer with the default than with one
+#   CAFFE_BOOST_ROOT      a Boost built for PYTHON (scripts/gpu/build_boost.sh), for Pythons whose
+#                         Boost.Python Debian does not ship (the GPU machine's 3.12)
 set -euo pipefail
 
 readonly SOURCE_PACKAGE="caffe"
@@ -102,6 +104,7 @@ cache_key() {  # the CPU build's key is what it was before the GPU build existed
   { echo "$TARBALL_SHA256"; cat "$patches_dir"/*.patch; printf '%s\n' "${CMAKE_FLAGS[@]}";
     echo "$py_version $py_library numpy${numpy_version%%.*}";
     if [[ "$gpu" == 1 ]]; then cat "$cuda_dir"/patches/*.patch "$cuda_dir/wheels.txt"; fi
+    if [[ -n "${CAFFE_BOOST_ROOT:-}" ]]; then echo "boost $CAFFE_BOOST_ROOT"; fi
   } | sha256sum | cut -c1-16
 }
 
@@ -233,6 +236,11 @@ if [[ "$gpu" == 1 ]]; then
   gpu_flags=(-DCUDA_TOOLKIT_ROOT_DIR="$cuda_root" -DNCCL_INCLUDE_DIR="$cuda_root/include"
              -DNCCL_LIBRARIES="$cuda_root/lib64/libnccl.so")
   run_path="$prefix/lib;$cuda_root/lib64"  # cudart, cuBLAS, cuRAND and NCCL from the toolkit root
+fi
+if [[ -n "${CAFFE_BOOST_ROOT:-}" ]]; then
+  [[ -d "$CAFFE_BOOST_ROOT/lib/cmake" ]] || die "CAFFE_BOOST_ROOT=$CAFFE_BOOST_ROOT holds no lib/cmake"
+  gpu_flags+=(-DBOOST_ROOT="$CAFFE_BOOST_ROOT" -DBoost_NO_SYSTEM_PATHS=ON)
+  run_path="$run_path;$CAFFE_BOOST_ROOT/lib"
 fi
 
 step "unpack and patch"

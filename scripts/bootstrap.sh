@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything `make test` and `make train` need, idempotently (fast when already done):
 #   system packages -> .venv with pinned dependencies -> Caffe (cached build) -> .pth + caffe wrapper
-# Environment: PYTHON (interpreter for the venv, default python3), and build_caffe.sh's variables.
+# Environment: PYTHON (interpreter for the venv, default python3), and build_caffe.sh's variables;
+# CAFFE_GPU=1 builds the CUDA Caffe and adds requirements-gpu.txt (CuPy) to the venv.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -23,10 +24,12 @@ if [[ ! -x "$venv/bin/python" ]]; then
   "${PYTHON:-python3}" -m venv "$venv"
 fi
 stamp="$venv/.requirements.sha256"
-wanted=$(cat requirements.txt requirements-dev.txt setup.py pyproject.toml | sha256sum | cut -d' ' -f1)
+requirements=(requirements-dev.txt)
+if [[ "${CAFFE_GPU:-0}" == 1 ]]; then requirements+=(requirements-gpu.txt); fi
+wanted=$(cat "${requirements[@]}" requirements.txt setup.py pyproject.toml | sha256sum | cut -d' ' -f1)
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
-  say "installing pinned Python dependencies into $venv"
-  "$venv/bin/python" -m pip install -q -r requirements-dev.txt >&2
+  say "installing pinned Python dependencies (${requirements[*]}) into $venv"
+  for file in "${requirements[@]}"; do "$venv/bin/python" -m pip install -q -r "$file" >&2; done
   "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e . >&2
   echo "$wanted" >"$stamp"
 fi

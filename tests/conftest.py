@@ -13,12 +13,14 @@ os.environ.setdefault("GLOG_minloglevel", "2")  # keep Caffe's INFO logs out of 
 sys.path.insert(0, str(Path(__file__).parent))  # the oracle and net builders next to the tests
 
 REPO = Path(__file__).resolve().parent.parent
-VENV_CAFFE = Path(sys.prefix) / "bin" / "caffe"  # the wrapper scripts/bootstrap.sh writes
+# the wrapper scripts/bootstrap.sh writes (CAFFE_TOOL overrides: scripts/gpu/check.sh)
+VENV_CAFFE = Path(os.environ.get("CAFFE_TOOL", Path(sys.prefix) / "bin" / "caffe"))
 
 
 @pytest.fixture(scope="session")
 def caffe():
-    """The real pycaffe, in CPU mode."""
+    """The real pycaffe, in CPU mode (GPU mode with CAFFE_TEST_MODE=GPU, on a GPU machine:
+    scripts/gpu/check.sh runs the suite so)."""
     try:
         import caffe as pycaffe
     except ImportError as why:
@@ -26,7 +28,10 @@ def caffe():
         if os.environ.get("REQUIRE_CAFFE") == "1":
             pytest.fail(f"REQUIRE_CAFFE=1: {message}", pytrace=False)
         pytest.skip(message)
-    pycaffe.set_mode_cpu()
+    if os.environ.get("CAFFE_TEST_MODE", "CPU") == "GPU":
+        pycaffe.set_mode_gpu()
+    else:
+        pycaffe.set_mode_cpu()
     return pycaffe
 
 

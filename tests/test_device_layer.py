@@ -11,6 +11,7 @@ made to fail during these runs, so the results can only come from the GPU path.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -205,3 +206,20 @@ def test_param_str_engine_key_is_checked(caffe, make_net):
     with pytest.raises(Exception, match="'engine' got 'cuda'; expected one of"):
         _net(make_net, caffe, CASES["index"], "TRAIN", "cuda")
     assert json.dumps({"engine": "auto"})  # the key's default is spelled in the README
+
+
+def test_the_build_under_test(caffe):
+    """CAFFE_GPU=1 runs (CI's second suite) really test the CUDA build, in CPU mode; the CPU
+    build has neither get_mode nor NCCL."""
+    if not hasattr(caffe, "get_mode"):
+        assert os.environ.get("CAFFE_GPU") != "1", "CAFFE_GPU=1, but pycaffe is the CPU build"
+        assert not caffe.has_nccl()
+        return
+    assert caffe.get_mode() == "CPU"  # conftest's caffe fixture; no GPU is touched
+    assert caffe.has_nccl()  # multi-GPU python/train.py needs Caffe built with NCCL
+    caffe.set_mode_gpu()  # only records the mode: safe without a GPU
+    try:
+        assert caffe.get_mode() == "GPU" and device.gpu_mode()
+    finally:
+        caffe.set_mode_cpu()
+    assert not device.gpu_mode()

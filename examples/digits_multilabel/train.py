@@ -29,7 +29,8 @@ from . import data
 from .evaluate import evaluate
 from .nets import FORMS, PROTOTXT_DIR, prototxt_name, train_val
 
-CAFFE_TOOL = Path(sys.prefix) / "bin" / "caffe"  # the wrapper scripts/bootstrap.sh writes
+# the wrapper scripts/bootstrap.sh writes (CAFFE_TOOL overrides: scripts/gpu/check.sh)
+CAFFE_TOOL = Path(os.environ.get("CAFFE_TOOL", Path(sys.prefix) / "bin" / "caffe"))
 PROGRESS = re.compile(r"Iteration \d+.*loss = |Test net output|Error|error|Traceback|Check failed")
 
 
@@ -79,14 +80,18 @@ def write_run_files(
     return solver_path
 
 
-def run_caffe(solver_path: Path, log_path: Path, verbose: bool = False) -> None:
-    """``caffe train``: the whole log to ``log_path``, progress lines to the console."""
+def run_caffe(
+    solver_path: Path, log_path: Path, verbose: bool = False, gpu: int | None = None
+) -> None:
+    """``caffe train`` (on GPU ``gpu`` if given): the whole log to ``log_path``, progress
+    lines to the console."""
     env = dict(os.environ, GLOG_logtostderr="1")
     env.pop("GLOG_minloglevel", None)
     with (
         open(log_path, "w") as log,
         subprocess.Popen(
-            [str(CAFFE_TOOL), "train", f"--solver={solver_path}"],
+            [str(CAFFE_TOOL), "train", f"--solver={solver_path}"]
+            + ([] if gpu is None else [f"--gpu={gpu}"]),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -154,9 +159,11 @@ def train(
     form: str = "dense",
     data_dir: Path = data.DEFAULT_DIR,
     base_lr: float | None = None,
+    gpu: int | None = None,
 ) -> dict:
     """Train, evaluate on ``data_dir``'s test split and write ``runs/<name>/``; return the
-    metrics. ``base_lr`` overrides the committed solver's."""
+    metrics. ``base_lr`` overrides the committed solver's; ``gpu``: train on that GPU (the
+    GPU build of Caffe)."""
     if data_dir == data.DEFAULT_DIR:
         ensure_data()
     run_dir = runs / name
@@ -169,7 +176,7 @@ def train(
         flush=True,
     )
     started = time.perf_counter()
-    run_caffe(solver_path, run_dir / "caffe.log", verbose)
+    run_caffe(solver_path, run_dir / "caffe.log", verbose, gpu)
     seconds = time.perf_counter() - started
     weights = Path(f"{solver.snapshot_prefix}_iter_{solver.max_iter}.caffemodel")
     curves = parse_log((run_dir / "caffe.log").read_text())
@@ -180,6 +187,7 @@ def train(
         "targets": targets,
         "targets_form": form,
         "seed": seed,
+        "device": "CPU" if gpu is None else f"GPU {gpu}",
         "base_lr": solver.base_lr,
         "iterations": solver.max_iter,
         "train_seconds": round(seconds, 1),
@@ -221,6 +229,7 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, help="override the solver's max_iter")
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--verbose", action="store_true", help="echo Caffe's whole log")
+    parser.add_argument("--gpu", type=int, help="train on this GPU (needs CAFFE_GPU=1 make env)")
     args = parser.parse_args()
     if args.targets_form != "dense" and args.loss != "softmax":
         parser.error("label lists train the softmax loss only (sigmoid needs dense targets)")
@@ -235,6 +244,7 @@ def main() -> None:
         args.runs,
         args.verbose,
         args.targets_form,
+        gpu=args.gpu,
     )
     print(
         f"\nwrote {args.runs / name}/: caffe.log, {Path(result['weights']).name}, "
