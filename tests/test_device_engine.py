@@ -19,6 +19,7 @@ from cuda_host import HostBackend, compile_kernels
 from python_layers.loss.cuda.engine import (
     BAD_SCORES,
     BAD_TARGETS,
+    KERNELS,
     DeviceInputError,
     DeviceSoftmaxCrossEntropy,
 )
@@ -250,3 +251,20 @@ def test_large_scores_are_shifted_by_their_maximum(library, block):
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_kernels_compile_with_nvrtc():
+    """The compiler CuPy uses on a GPU (NVRTC: no C library headers) takes kernels.cu for
+    every architecture the CUDA build targets; runs where requirements-gpu.txt is installed
+    (CAFFE_GPU=1), no GPU needed."""
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+    except ImportError as why:
+        pytest.skip(f"NVRTC (requirements-gpu.txt) is not installed: {why}")
+    source = KERNELS.read_text()
+    for arch in ("sm_75", "sm_80", "sm_90", "sm_100", "sm_120"):
+        program = nvrtc.createProgram(source, "kernels.cu", [], [])
+        try:
+            nvrtc.compileProgram(program, ["-std=c++17", f"-arch={arch}"])
+        except Exception as why:
+            pytest.fail(f"{arch}: {why}\n{nvrtc.getProgramLog(program)}")

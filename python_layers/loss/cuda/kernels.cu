@@ -21,6 +21,10 @@
 typedef unsigned long long u64;
 typedef long long i64;
 
+#ifndef INFINITY  // NVRTC compiles without the C library's headers
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
 #define MAX_THREADS 256  // block size of the block-per-position kernels (a power of two)
 
 enum Kind { DENSE = 0, SPARSE = 1 };
