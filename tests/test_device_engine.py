@@ -268,3 +268,18 @@ def test_kernels_compile_with_nvrtc():
             nvrtc.compileProgram(program, ["-std=c++17", f"-arch={arch}"])
         except Exception as why:
             pytest.fail(f"{arch}: {why}\n{nvrtc.getProgramLog(program)}")
+
+
+def test_launch_plans_are_reused_until_a_buffer_grows(library):
+    device = DeviceSoftmaxCrossEntropy(HostBackend(library))
+    scores = np.zeros((4, 40), np.float32)
+    labels = np.zeros(4, np.float32)
+    layout = layout_for(scores.shape, labels.shape)
+    for _ in range(3):
+        device(scores.ctypes.data, labels.ctypes.data, layout)
+    assert len(device._plans) == 1
+    big = np.zeros((64, 40), np.float32)
+    big_labels = np.ones(64, np.float32)
+    loss = device(big.ctypes.data, big_labels.ctypes.data, layout_for(big.shape, (64,)))
+    assert len(device._plans) == 1  # the growth dropped the old plan
+    np.testing.assert_allclose(loss, np.log(40), rtol=1e-6)

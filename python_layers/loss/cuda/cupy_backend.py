@@ -22,7 +22,7 @@ KERNEL_NAMES = (
 
 
 class CupyBackend:
-    block_threads = 256  # MAX_THREADS in kernels.cu
+    block_threads = 1024  # MAX_THREADS in kernels.cu
     position_threads = 128
 
     def __init__(self) -> None:

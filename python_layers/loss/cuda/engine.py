@@ -42,7 +42,7 @@ class DeviceInputError(Exception):
 class Backend(Protocol):
     """What the engine needs from a device: buffers, kernel launches, and reading back."""
 
-    block_threads: int  # threads per block when a block handles one position
+    block_threads: int  # the most threads per block (a power of two, at most 1024)
     position_threads: int  # threads per block when a thread handles one position
 
     def buffer(self, count: int, dtype: Any) -> tuple[Any, int]: ...  # (array, address)
@@ -67,12 +67,17 @@ class DeviceSoftmaxCrossEntropy:
         weights = options.class_weights
         self._weights = None if weights is None else backend.upload(np.float32(weights))
         self._buffers: dict[str, tuple[Any, int]] = {}
+        # Launch plans by call signature: a net calls with the same blobs every iteration,
+        # so the argument lists are built once (Caffe reallocates a blob only to grow it).
+        self._plans: dict[tuple, list[tuple[str, int, int, tuple]]] = {}
 
     def _buffer(self, name: str, count: int, dtype) -> int:
-        """The address of a reused device buffer, reallocated only when it must grow."""
+        """The address of a reused device buffer, reallocated only when it must grow (which
+        drops the plans that hold the old address)."""
         array, address = self._buffers.get(name, (None, 0))
         if array is None or array.size < count:
             array, address = self._buffers[name] = self.backend.buffer(max(count, 1), dtype)
+            self._plans.clear()
         return address
 
     def _weight_sum(self, classes: int) -> float:
@@ -94,11 +99,11 @@ class DeviceSoftmaxCrossEntropy:
         block = self.block
         if block is None:
             block = layout.inner == 1 and layout.classes >= BLOCK_CLASSES
-        if block:
-            threads = self.backend.block_threads
-            while threads > 32 and threads >= 2 * layout.classes:  # no idle halves
-                threads //= 2
-            return "block", layout.positions, threads
+        if block:  # a power of two from 128, about 4 or more classes per thread
+            threads = 128
+            while threads * 2 <= layout.classes // 4:
+                threads *= 2
+            return "block", layout.positions, min(threads, self.backend.block_threads)
         threads = self.backend.position_threads
         return "thread", -(-layout.positions // threads), threads
 
@@ -123,6 +128,34 @@ class DeviceSoftmaxCrossEntropy:
         with weights (both scaled by ``target_grad_scale``); ``loss_out`` receives the loss
         as a float32 (Caffe's top blob). Raises :class:`DeviceInputError` before writing.
         """
+        key = (scores, targets, layout, label_weights, grad_out, grad_scale, probs_out)
+        key += (target_grad_out, label_weight_grad_out, target_grad_scale, loss_out)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._plan(*key)
+        for kernel, blocks, threads, args in plan:
+            self.backend.launch(kernel, blocks, threads, args)
+        result = self.backend.read(self._buffers["status"][0][:N_STATUS])  # waits for the GPU
+        if result[R_BAD]:
+            raise DeviceInputError(int(result[R_BAD]), int(result[R_BAD_AT]))
+        return float(result[R_LOSS])
+
+    def _plan(
+        self,
+        scores,
+        targets,
+        layout,
+        label_weights,
+        grad_out,
+        grad_scale,
+        probs_out,
+        target_grad_out,
+        label_weight_grad_out,
+        target_grad_scale,
+        loss_out,
+    ) -> list[tuple[str, int, int, tuple]]:
+        """The launches (kernel, blocks, threads, arguments) of one call."""
+        plan = []
         o, positions, width = self.options, layout.positions, layout.labels_per_row
         kind = DENSE if layout.target_kind == "dense" else SPARSE
         if target_grad_out and kind != DENSE:
@@ -146,44 +179,47 @@ class DeviceSoftmaxCrossEntropy:
         suffix, blocks, threads = self._shape(layout)
         z_mode = self._z_mode(layout)
         # 1. per-position statistics
-        self.backend.launch(
-            f"stats_{suffix}",
-            blocks,
-            threads,
+        plan.append(
             (
-                *(*common, np.int64(bool(label_weights)), normalize, np.int64(has_pad)),
-                *(np.float64(pad), np.int64(z_mode), eps),
-                *(np.float64(self._weight_sum(layout.classes)), _u64(stats), _u64(codes)),
-                *(_u64(coefs), _u64(parts)),
-            ),
-        )
-        # 2. the loss, Z and the scales, in one block
-        self.backend.launch(
-            "finish",
-            1,
-            self.backend.block_threads,
-            (
-                *(_u64(parts), np.int64(positions), np.int64(layout.outer), np.int64(z_mode)),
-                *(np.float64(grad_scale), np.float64(target_grad_scale), _u64(status)),
-                _u64(loss_out),
-            ),
-        )
-        # 3. what the caller asked for (skipped on the device when the input was bad)
-        if grad_out or probs_out or target_grad_out or label_weight_grad_out:
-            self.backend.launch(
-                f"outputs_{suffix}",
+                f"stats_{suffix}",
                 blocks,
                 threads,
                 (
-                    *(*common, normalize, eps, _u64(stats), _u64(codes), _u64(coefs)),
-                    *(_u64(status), _u64(grad_out), _u64(probs_out), _u64(target_grad_out)),
-                    _u64(label_weight_grad_out),
+                    *(*common, np.int64(bool(label_weights)), normalize, np.int64(has_pad)),
+                    *(np.float64(pad), np.int64(z_mode), eps),
+                    *(np.float64(self._weight_sum(layout.classes)), _u64(stats), _u64(codes)),
+                    *(_u64(coefs), _u64(parts)),
                 ),
             )
-        result = self.backend.read(self._buffers["status"][0][:N_STATUS])  # waits for the GPU
-        if result[R_BAD]:
-            raise DeviceInputError(int(result[R_BAD]), int(result[R_BAD_AT]))
-        return float(result[R_LOSS])
+        )
+        # 2. the loss, Z and the scales, in one block
+        plan.append(
+            (
+                "finish",
+                1,
+                self.backend.block_threads,
+                (
+                    *(_u64(parts), np.int64(positions), np.int64(layout.outer), np.int64(z_mode)),
+                    *(np.float64(grad_scale), np.float64(target_grad_scale), _u64(status)),
+                    _u64(loss_out),
+                ),
+            )
+        )
+        # 3. what the caller asked for (skipped on the device when the input was bad)
+        if grad_out or probs_out or target_grad_out or label_weight_grad_out:
+            plan.append(
+                (
+                    f"outputs_{suffix}",
+                    blocks,
+                    threads,
+                    (
+                        *(*common, normalize, eps, _u64(stats), _u64(codes), _u64(coefs)),
+                        *(_u64(status), _u64(grad_out), _u64(probs_out), _u64(target_grad_out)),
+                        _u64(label_weight_grad_out),
+                    ),
+                )
+            )
+        return plan
 
     def scale(self, address: int, count: int, factor: float) -> None:
         """``data[:count] *= factor`` on the device (a gradient written with another weight)."""

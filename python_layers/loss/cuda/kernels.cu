@@ -25,7 +25,7 @@ typedef long long i64;
 #define INFINITY __int_as_float(0x7f800000)
 #endif
 
-#define MAX_THREADS 256  // block size of the block-per-position kernels (a power of two)
+#define MAX_THREADS 1024  // the largest block (a power of two); blocks use powers of two
 
 enum Kind { DENSE = 0, SPARSE = 1 };
 enum ZMode { Z_FULL = 0, Z_VALID = 1, Z_BATCH = 2, Z_NONE = 3, Z_WEIGHTED = 4 };
@@ -38,7 +38,27 @@ enum Part { P_LOSS, P_Z, P_BAD, N_PARTS };
 // finish's results (doubles): loss, grad_scale / Z, target_scale / Z, bad code, bad position.
 enum Status { R_LOSS, R_GRAD, R_TARGET, R_BAD, R_BAD_AT, N_STATUS };
 
-// --- Teams: the threads that share one position -------------------------------------------
+// --- Block reductions and teams (the threads that share one position) ----------------------
+enum Reduce { SUM, MIN, MAX };
+
+// The block's total, minimum or maximum of one value per thread, in a fixed order; every
+// thread gets it. `shared` holds MAX_THREADS doubles; blockDim.x is a power of two.
+__device__ double block_reduce(double value, double* shared, Reduce how) {
+  const int t = threadIdx.x;
+  shared[t] = value;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (t < half) {
+      const double a = shared[t], b = shared[t + half];
+      shared[t] = how == SUM ? a + b : (how == MIN ? fmin(a, b) : fmax(a, b));
+    }
+    __syncthreads();
+  }
+  const double result = shared[0];
+  __syncthreads();
+  return result;
+}
+
 template <bool BLOCK>
 struct Team {
   __device__ static int rank() { return BLOCK ? (int)threadIdx.x : 0; }
@@ -46,32 +66,12 @@ struct Team {
   __device__ static void sync() {
     if (BLOCK) __syncthreads();
   }
-  // Sum of `n` values held by every thread; every thread gets the totals.
   __device__ static void sum(double* values, int n, double* shared) {
-    if (!BLOCK) return;
-    const int t = threadIdx.x, size = blockDim.x;
-    for (int k = 0; k < n; ++k) shared[k * MAX_THREADS + t] = values[k];
-    __syncthreads();
-    for (int half = size / 2; half > 0; half /= 2) {
-      if (t < half)
-        for (int k = 0; k < n; ++k) shared[k * MAX_THREADS + t] += shared[k * MAX_THREADS + t + half];
-      __syncthreads();
-    }
-    for (int k = 0; k < n; ++k) values[k] = shared[k * MAX_THREADS];
-    __syncthreads();
+    if (BLOCK)
+      for (int k = 0; k < n; ++k) values[k] = block_reduce(values[k], shared, SUM);
   }
   __device__ static float max(float value, double* shared) {
-    if (!BLOCK) return value;
-    const int t = threadIdx.x, size = blockDim.x;
-    shared[t] = value;
-    __syncthreads();
-    for (int half = size / 2; half > 0; half /= 2) {
-      if (t < half) shared[t] = fmax(shared[t], shared[t + half]);
-      __syncthreads();
-    }
-    const float result = (float)shared[0];
-    __syncthreads();
-    return result;
+    return BLOCK ? (float)block_reduce(value, shared, MAX) : value;
   }
 };
 
@@ -191,7 +191,7 @@ __device__ void position_stats(
       pad, z_mode, eps, weight_sum, (double*)stats, (int*)codes, (float*)coefs, (double*)parts
 
 extern "C" __global__ void stats_block(STATS_PARAMS) {
-  __shared__ double shared[7 * MAX_THREADS];
+  __shared__ double shared[MAX_THREADS];
   position_stats<true>((i64)blockIdx.x, STATS_ARGS, shared);
 }
 
@@ -204,29 +204,20 @@ extern "C" __global__ void stats_thread(STATS_PARAMS) {
 extern "C" __global__ void finish(
     u64 parts_, i64 positions, i64 outer, i64 z_mode, double grad_scale, double target_scale,
     u64 status_, u64 loss_out) {
-  __shared__ double shared[3 * MAX_THREADS];
+  __shared__ double shared[MAX_THREADS];
   const double* parts = (const double*)parts_;
   double* status = (double*)status_;
-  const int t = threadIdx.x;
-  double sums[3] = {0.0, 0.0, (double)positions};  // loss, Z's shares, first bad position
-  for (i64 pos = t; pos < positions; pos += blockDim.x) {
+  double loss = 0.0, counted = 0.0, first_bad = (double)positions;  // Z's shares; none bad
+  for (i64 pos = threadIdx.x; pos < positions; pos += blockDim.x) {
     const double* part = parts + pos * N_PARTS;
-    sums[0] += part[P_LOSS];
-    sums[1] += part[P_Z];
-    if (part[P_BAD] != GOOD && pos < sums[2]) sums[2] = (double)pos;
+    loss += part[P_LOSS];
+    counted += part[P_Z];
+    if (part[P_BAD] != GOOD && pos < first_bad) first_bad = (double)pos;
   }
-  for (int k = 0; k < 3; ++k) shared[k * MAX_THREADS + t] = sums[k];
-  __syncthreads();
-  for (int half = blockDim.x / 2; half > 0; half /= 2) {
-    if (t < half) {
-      shared[t] += shared[t + half];
-      shared[MAX_THREADS + t] += shared[MAX_THREADS + t + half];
-      shared[2 * MAX_THREADS + t] = fmin(shared[2 * MAX_THREADS + t], shared[2 * MAX_THREADS + t + half]);
-    }
-    __syncthreads();
-  }
-  if (t != 0) return;
-  const double counted = shared[MAX_THREADS], first_bad = shared[2 * MAX_THREADS];
+  loss = block_reduce(loss, shared, SUM);
+  counted = block_reduce(counted, shared, SUM);
+  first_bad = block_reduce(first_bad, shared, MIN);
+  if (threadIdx.x != 0) return;
   double z;
   switch (z_mode) {
     case Z_FULL: z = (double)positions; break;
@@ -236,7 +227,7 @@ extern "C" __global__ void finish(
     default: z = 1.0;
   }
   if (z_mode != Z_WEIGHTED) z = fmax(1.0, z);
-  const double loss = shared[0] / z;
+  loss /= z;
   status[R_LOSS] = loss;
   status[R_GRAD] = grad_scale / z;
   status[R_TARGET] = target_scale / z;
