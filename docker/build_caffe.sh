@@ -42,8 +42,11 @@ if [[ "$gpu" == 1 ]]; then
   CMAKE_FLAGS=("${CMAKE_FLAGS[@]/-DCPU_ONLY=ON/-DCPU_ONLY=OFF}")
   CMAKE_FLAGS=("${CMAKE_FLAGS[@]/-DUSE_NCCL=OFF/-DUSE_NCCL=ON}")
   # cuDNN stays off: Caffe uses cuDNN 7's algorithm API, which cuDNN 8 removed.
+  # The shared CUDA runtime (not FindCUDA's default, the static one): CuPy in the same process
+  # then shares Caffe's runtime, its current device included.
   CMAKE_FLAGS+=(-DUSE_CUDNN=OFF -DCUDA_ARCH_NAME=Manual "-DCUDA_ARCH_BIN=$cuda_arch"
-    "-DCUDA_ARCH_PTX=${cuda_arch##* }" -DCUDA_NVCC_FLAGS=-std=c++17)
+    "-DCUDA_ARCH_PTX=${cuda_arch##* }" -DCUDA_NVCC_FLAGS=-std=c++17
+    -DCUDA_USE_STATIC_CUDA_RUNTIME=OFF)
   build_name="caffe-cuda"
 fi
 readonly CMAKE_FLAGS
@@ -110,17 +113,9 @@ cache_key() {  # the CPU build's key is what it was before the GPU build existed
 
 # --- The source -------------------------------------------------------------------------------
 download_tarball() {  # download_tarball DIR: apt-get source under a private apt configuration
-  local dir=$1 mirror apt_opts
-  mirror=$(debian_mirror) || die "no Debian mirror known"
-  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/sources.list.d"
-  chmod -R a+rwX "$dir"  # apt's sandbox user must be able to write here
-  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $SOURCE_SUITE main" >"$dir/sources.list"
-  apt_opts=(-q -o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/sources.list.d"
-            -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o "Debug::NoLocking=1")
-  log "fetching $SOURCE_PACKAGE=$SOURCE_VERSION from $mirror ($SOURCE_SUITE)"
-  apt-get "${apt_opts[@]}" update >&2
-  (cd "$dir" && apt-get "${apt_opts[@]}" source --download-only "$SOURCE_PACKAGE=$SOURCE_VERSION" >&2)
-  [[ -f "$dir/$TARBALL_NAME" ]] || die "apt-get source did not produce $TARBALL_NAME"
+  log "fetching $SOURCE_PACKAGE=$SOURCE_VERSION ($SOURCE_SUITE)"
+  debian_source "$1" "$SOURCE_SUITE" "$SOURCE_PACKAGE=$SOURCE_VERSION" || die "cannot fetch the source"
+  [[ -f "$1/$TARBALL_NAME" ]] || die "apt-get source did not produce $TARBALL_NAME"
 }
 
 verify_sha256() {  # verify_sha256 FILE

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Print the Debian mirror to use: $CAFFE_DEBIAN_MIRROR, else the first Debian archive URI in the
-# system's own apt sources (deb822 .sources files or sources.list). Sourced or run.
+# system's own apt sources (deb822 .sources files or sources.list). Sourced or run. Sourced,
+# it also gives debian_source, which downloads a source package from that mirror.
 debian_mirror() {
   if [[ -n "${CAFFE_DEBIAN_MIRROR:-}" ]]; then
     echo "$CAFFE_DEBIAN_MIRROR"
@@ -17,6 +18,20 @@ debian_mirror() {
     return 1
   fi
   echo "$uri"
+}
+
+# debian_source DIR SUITE PACKAGE=VERSION: `apt-get source --download-only` into DIR under a
+# private apt configuration (the system's apt sources are not touched); the files land in DIR.
+debian_source() {
+  local dir=$1 suite=$2 spec=$3 mirror opts
+  mirror=$(debian_mirror) || return 1
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/sources.list.d"
+  chmod -R a+rwX "$dir"  # apt's sandbox user must be able to write here
+  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >"$dir/sources.list"
+  opts=(-q -o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/sources.list.d"
+        -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o "Debug::NoLocking=1")
+  echo "debian_source: $spec from $mirror ($suite)" >&2
+  apt-get "${opts[@]}" update >&2 && (cd "$dir" && apt-get "${opts[@]}" source --download-only "$spec" >&2)
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

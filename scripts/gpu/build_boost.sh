@@ -30,15 +30,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/build-boost.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 kept="$cache/sources/$TARBALL"
 if [[ ! -f "$kept" ]]; then
-  mirror=$(debian_mirror) || die "no Debian mirror known"
-  mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial" "$work/apt/parts"
-  chmod -R a+rwX "$work/apt"
-  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" >"$work/apt/sources.list"
-  opts=(-q -o "Dir::Etc::SourceList=$work/apt/sources.list" -o "Dir::Etc::SourceParts=$work/apt/parts"
-        -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache" -o "Debug::NoLocking=1")
-  log "fetching boost1.83=$VERSION from $mirror (trixie)"
-  apt-get "${opts[@]}" update >&2
-  (cd "$work/apt" && apt-get "${opts[@]}" source --download-only "boost1.83=$VERSION" >&2)
+  debian_source "$work/apt" trixie "boost1.83=$VERSION" || die "cannot fetch boost1.83=$VERSION"
   mkdir -p "$(dirname "$kept")"
   mv "$work/apt/$TARBALL" "$kept"
 fi
