@@ -138,7 +138,7 @@ def test_an_interrupted_build_leaves_nothing_a_later_run_would_reuse(tmp_path, p
         assert len(left) == 1 and not (left[0] / ".build-complete").exists()
     # A later run does not reuse anything, and removes a killed run's staging directory.
     again = build(fake_cmake(tmp_path, "exit 1"), CAFFE_PREFIX=str(prefix))
-    assert "reusing" not in again.stderr
+    assert "reusing cached Caffe" not in again.stderr
     assert again.returncode != 0 and "cmake configure failed" in again.stderr, again.stderr
     if sig == signal.SIGKILL:
         assert f"removing an interrupted build's staging directory: {left[0]}" in again.stderr

@@ -127,6 +127,7 @@ KEYS = [
     "class_weights",
     "targets",
     "target_gradient",
+    "engine",
 ]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
