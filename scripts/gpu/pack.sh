@@ -22,11 +22,12 @@ numpy_pin=$(grep -E '^numpy==' requirements.txt | cut -d' ' -f1)
 protobuf_pin=$(grep -E '^protobuf==' requirements.txt | cut -d' ' -f1)
 
 # 1. A Python 3.12 with numpy 2 (pycaffe is built against its headers) and Boost for it.
-venv="$cache/py312-build"
-if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import numpy" 2>/dev/null; then
-  log "making $venv with $numpy_pin"
+six_pin=$(grep -E '^six==' requirements.txt | cut -d' ' -f1)
+venv="$cache/py312-build"  # numpy's headers for the build; six and protobuf for its smoke test
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import numpy, six, google.protobuf" 2>/dev/null; then
+  log "making $venv with $numpy_pin $six_pin $protobuf_pin"
   "$py312" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q "$numpy_pin"
+  "$venv/bin/python" -m pip install -q "$numpy_pin" "$six_pin" "$protobuf_pin"
 fi
 boost=$(PYTHON="$py312" bash scripts/gpu/build_boost.sh | tail -n1)
 
