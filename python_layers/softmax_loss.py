@@ -150,11 +150,13 @@ class SoftmaxLossLayer(caffe.Layer):
         """The engine on the blobs: the scores' gradient goes to bottom[0].diff if grad_weight
         is set, the dense targets' gradient to bottom[1].diff if target_weight is set; the loss
         to top[0]."""
-        loss = (self._run_device if self._on_device() else self._run_host)(
-            bottom, top, grad_weight, target_weight
-        )
+        on_device = self._on_device()
+        run = self._run_device if on_device else self._run_host
+        loss = run(bottom, top, grad_weight, target_weight)
         if not np.isfinite(loss):  # finite inputs overflowing (|scores| near float32's max)
             raise FloatingPointError(f"{LAYER}: loss is {loss} although both bottoms are finite")
+        if not on_device:  # the GPU engine wrote it into the top's device memory
+            top[0].data[...] = loss
         return loss
 
     def _run_host(self, bottom, top, grad_weight, target_weight, outputs: bool = True) -> float:
@@ -174,8 +176,6 @@ class SoftmaxLossLayer(caffe.Layer):
             raise ValueError(f"{LAYER}: {why}") from None
         except FloatingPointError as why:
             raise FloatingPointError(f"{LAYER}: {why}") from None
-        if outputs:
-            top[0].data[...] = loss
         return loss
 
     def _run_device(self, bottom, top, grad_weight, target_weight) -> float:
