@@ -9,6 +9,8 @@
 #   5. the example trained in GPU mode and in CPU mode, test mAP of each;
 #   6. the whole test suite with nets in GPU mode (CAFFE_TEST_MODE=GPU).
 # Logs and JSON results go to $OUT (default /tmp/gpu-check-out). About 8 minutes on an H100.
+# From a development session with the device tool:
+#   run(command="bash scripts/gpu/check.sh", carry=[".gpu-carry"], timeout_s=600)
 # `check.sh --cpu-only` runs what needs no GPU (1, 2, 5 and 6 on the CPU), to try the packed
 # Caffe on the machine that packed it, with a Python 3.12 environment like the GPU machine's.
 set -uo pipefail

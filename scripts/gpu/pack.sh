@@ -45,7 +45,7 @@ mkdir -p "$stage/lib" "$stage/bin" "$stage/site" "$stage/pylib"
 cp -a "$prefix/python" "$stage/"
 cp -a "$prefix/bin/caffe" "$stage/bin/"
 cp -a "$prefix"/lib/libcaffe.so* "$stage/lib/"
-system='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libstdc\+\+|libgcc_s|libutil\.|libpython3)'
+system='^(linux-vdso|ld-linux|libc\.|libm\.|libdl\.|libpthread\.|librt\.|libresolv\.|libstdc\+\+|libgcc_s|libutil\.|libpython3)'
 cuda_libs='^(libcuda\.|libcudart|libcublas|libcurand|libnccl|libnvrtc)'
 export LD_LIBRARY_PATH="$prefix/lib:$cuda/lib64:$boost/lib"
 for binary in "$stage/bin/caffe" "$stage/lib/libcaffe.so" "$stage/python/caffe/_caffe.so"; do
