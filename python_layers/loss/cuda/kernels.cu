@@ -248,9 +248,10 @@ __device__ void position_outputs(
   const double* st = stats + pos * N_STATS;
   const float m = (float)st[S_MAX];
   const double log_sum = st[S_LOG_SUM], sum_t = st[S_SUM_T];
-  const float inverse = (float)(1.0 / exp(log_sum));  // 1 / sum exp, as engine.py's float32
+  const double sum_exp = exp(log_sum);
+  const float inverse = (float)(1.0 / sum_exp);  // 1 / sum exp, as engine.py's float32
   const float g = (float)status[R_GRAD], tg = (float)status[R_TARGET];
-  const float grad_mass = (float)(status[R_GRAD] * st[S_MASS] / exp(log_sum));
+  const float grad_mass = (float)(status[R_GRAD] * st[S_MASS] / sum_exp);
   const float scale = (float)st[S_SCALE], offset = (float)st[S_OFFSET];
   // d loss / d normalised targets, projected through t / sum(t) (dense targets)
   const double projection = sum_t > 0.0 ? (log_sum * st[S_SUM_WT] - st[S_SUM_WTS]) / sum_t : 0.0;
