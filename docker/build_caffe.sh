@@ -223,18 +223,18 @@ trap 'exit 143' TERM
 step "source"
 fetch_source "$work"
 [[ -n "${py_version:-}" ]] || load_python_facts
-gpu_flags=()
+location_flags=()  # where the toolkit, NCCL and a custom Boost are (not in the cache key)
 run_path="$prefix/lib"
 if [[ "$gpu" == 1 ]]; then
   step "CUDA toolkit"
   cuda_root=$(PYTHON="$python" bash "$cuda_dir/toolkit.sh" | tail -n1) || die "no CUDA toolkit (see above)"
-  gpu_flags=(-DCUDA_TOOLKIT_ROOT_DIR="$cuda_root" -DNCCL_INCLUDE_DIR="$cuda_root/include"
+  location_flags=(-DCUDA_TOOLKIT_ROOT_DIR="$cuda_root" -DNCCL_INCLUDE_DIR="$cuda_root/include"
              -DNCCL_LIBRARIES="$cuda_root/lib64/libnccl.so")
   run_path="$prefix/lib;$cuda_root/lib64"  # cudart, cuBLAS, cuRAND and NCCL from the toolkit root
 fi
 if [[ -n "${CAFFE_BOOST_ROOT:-}" ]]; then
   [[ -d "$CAFFE_BOOST_ROOT/lib/cmake" ]] || die "CAFFE_BOOST_ROOT=$CAFFE_BOOST_ROOT holds no lib/cmake"
-  gpu_flags+=(-DBOOST_ROOT="$CAFFE_BOOST_ROOT" -DBoost_NO_SYSTEM_PATHS=ON)
+  location_flags+=(-DBOOST_ROOT="$CAFFE_BOOST_ROOT" -DBoost_NO_SYSTEM_PATHS=ON)
   run_path="$run_path;$CAFFE_BOOST_ROOT/lib"
 fi
 
@@ -251,7 +251,7 @@ done
 
 # --- Configure for the final prefix (Caffe bakes it into RUNPATH), install into staging ---------
 step "configure (Python $py_version, numpy $numpy_version, prefix $prefix)"
-cmake -S "$work/src" -B "$work/build" "${CMAKE_FLAGS[@]}" "${gpu_flags[@]}" \
+cmake -S "$work/src" -B "$work/build" "${CMAKE_FLAGS[@]}" "${location_flags[@]}" \
   -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_RPATH="$run_path" \
   -DPYTHON_EXECUTABLE="$(command -v "$python")" -DPYTHON_INCLUDE_DIR="$py_include" \
   -DPYTHON_LIBRARY="$py_library" -DNUMPY_INCLUDE_DIR="$numpy_include" >"$work/configure.log" 2>&1 ||
