@@ -13,7 +13,7 @@ setup(
     install_requires=["numpy>=1.26", "protobuf>=3.20", "six"],
     extras_require={
         "fast": ["numba>=0.60"],
-        "images": ["pillow>=10.1"],
+        "images": ["pillow>=10.1", "tqdm>=4.60", "lmdb>=1.4"],
         "gpu": ["cupy-cuda13x>=13.6"],  # the GPU engine (CUDA 13 driver, the GPU build of Caffe)
     },
 )

@@ -7,8 +7,12 @@
    ``Resize``, ``RandomCrop``, ``RandomHorizontalFlip`` and ``ToTensor`` are these same
    Pillow and numpy calls; torchvision itself is not installed). Interleaved rounds, the best
    of each.
-2. The example's conv net fed by the layer (the digit collages as PNG files) against the
+   Also the CPU time per image (user + system, every thread or worker process).
+2. The same on large JPEGs (1600x1200): the exact path and ``fast_decode`` (libjpeg's DCT
+   scaling first).
+3. The example's conv net fed by the layer (the digit collages as PNG files) against the
    same net fed preloaded Input blobs: iteration time (forward + backward), ratio.
+4. The layer at list scale (bench_data_scale.py; ``--lines``, default 10M; 0 skips it).
 """
 
 from __future__ import annotations
@@ -33,15 +37,15 @@ AHEAD = 2 * WORKERS  # batches either side has made ahead: not timed (steady sta
 ROUNDS = 3
 
 
-def write_jpegs(directory: Path, count: int = IMAGES) -> Path:
-    """Smooth random 500x375 RGB photos-alike (quality 90) and a list file with labels."""
+def write_jpegs(directory: Path, count: int = IMAGES, size=(500, 375)) -> Path:
+    """Smooth random RGB photos-alike (quality 90) and a list file with labels."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
     lines = []
     for index in range(count):
         small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
-        image = Image.fromarray(small).resize((500, 375), Image.Resampling.BICUBIC)
+        image = Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
         image.save(directory / f"{index}.jpg", quality=90)
         lines.append(f"{index}.jpg {index % 10} {(index * 7) % 10}")
     listing = directory / "list.txt"
@@ -49,7 +53,17 @@ def write_jpegs(directory: Path, count: int = IMAGES) -> Path:
     return listing
 
 
-def ours_runner(listing: Path):
+def cpu_seconds(pids=()) -> float:
+    """User + system CPU seconds of this process (all threads) and of processes ``pids``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = time.process_time()
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def ours_runner(listing: Path, fast_decode: bool = False):
     from caffe import layers as L
 
     from python_layers.netspec import multilabel_image_data
@@ -68,6 +82,7 @@ def ours_runner(listing: Path):
         seed=1,
         workers=WORKERS,
         prefetch=2 * WORKERS,
+        fast_decode=fast_decode,
     )
     n.silence = L.Silence(n.data, n.labels, ntop=0)
     with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
@@ -76,13 +91,14 @@ def ours_runner(listing: Path):
     os.unlink(f.name)
     timed = IMAGES // BATCH - AHEAD
 
-    def run() -> float:
+    def run() -> tuple[float, float]:
         for _ in range(AHEAD):  # made ahead while the other side ran: not timed
             net.forward()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         for _ in range(timed):
             net.forward()
-        return timed * BATCH / (time.perf_counter() - started)
+        images = timed * BATCH
+        return images / (time.perf_counter() - started), (cpu_seconds() - cpu) / images
 
     return run
 
@@ -127,34 +143,42 @@ def torch_runner(directory: Path):
         prefetch_factor=AHEAD // WORKERS,
     )
 
-    def run() -> float:
-        count, started = 0, None
+    def run() -> tuple[float, float]:
+        count, started, cpu, pids = 0, None, 0.0, ()
         for index, (images, _) in enumerate(loader):
             if index == AHEAD:  # the first batches come from the workers' start-up
-                started = time.perf_counter()
+                pids = [w.pid for w in loader._iterator._workers]
+                started, cpu = time.perf_counter(), cpu_seconds(pids)
             elif index > AHEAD:
                 count += len(images)
-        return count / (time.perf_counter() - started)
+        return count / (time.perf_counter() - started), (cpu_seconds(pids) - cpu) / count
 
     return run
 
 
-def images_per_second() -> dict:
+def images_per_second(size=(500, 375), fast: bool = False) -> dict:
+    """Interleaved rounds, the best rate of each; CPU time per image from that round."""
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
-        listing = write_jpegs(directory)
+        listing = write_jpegs(directory, size=size)
         runs = {"ours": ours_runner(listing), "torch": torch_runner(directory)}
-        best = {name: 0.0 for name, run in runs.items() if run}
+        if fast:
+            runs["fast"] = ours_runner(listing, fast_decode=True)
+        best = {name: (0.0, 0.0) for name, run in runs.items() if run}
         for name in best:  # warm-up: worker start, first decodes
             runs[name]()
         for _ in range(ROUNDS):
             for name in best:
                 best[name] = max(best[name], runs[name]())
-    return {
-        "ours_images_per_s": best["ours"],
-        "torch_images_per_s": best.get("torch"),
-        "ratio": best["ours"] / best["torch"] if best.get("torch") else None,
-    }
+    result = {"image_size": list(size)}
+    for name, (rate, cpu) in best.items():
+        result[f"{name}_images_per_s"], result[f"{name}_cpu_ms_per_image"] = rate, cpu * 1e3
+    if "torch" in best:
+        result["ratio"] = best["ours"][0] / best["torch"][0]
+        result["cpu_ratio"] = best["ours"][1] / best["torch"][1]
+    if fast:
+        result["fast_over_exact"] = best["fast"][0] / best["ours"][0]
+    return result
 
 
 def example_net_fed_by_the_layer(repeats: int = 30) -> dict:
@@ -214,29 +238,47 @@ def example_net_fed_by_the_layer(repeats: int = 30) -> dict:
     }
 
 
-def main() -> dict:
+def main(lines: int) -> dict:
+    import bench_data_scale
+
     caffe.set_mode_cpu()
     result = {
         "decode_resize_crop": images_per_second(),
+        "large_jpeg": images_per_second((1600, 1200), fast=True),
         "example_net": example_net_fed_by_the_layer(),
+        "scale": bench_data_scale.main(lines) if lines else None,
     }
-    speed, net = result["decode_resize_crop"], result["example_net"]
-    torch_text = (
-        f"PyTorch DataLoader {speed['torch_images_per_s']:.0f} images/s, "
-        f"ours/torch = {speed['ratio']:.2f}"
-        if speed["ratio"]
-        else "PyTorch not installed"
-    )
-    print(
-        f"\nimage data layer, {BATCH} JPEGs of 500x375 -> resize {SIDE} -> crop {CROP} + mirror, "
-        f"{WORKERS} workers: ours {speed['ours_images_per_s']:.0f} images/s; {torch_text}"
-    )
+    for name in ("decode_resize_crop", "large_jpeg"):
+        r = result[name]
+        torch_text = (
+            f"PyTorch DataLoader {r['torch_images_per_s']:.0f} images/s "
+            f"({r['torch_cpu_ms_per_image']:.2f} ms CPU per image), ours/torch = {r['ratio']:.2f}"
+            if "ratio" in r
+            else "PyTorch not installed"
+        )
+        fast_text = (
+            f"; fast_decode {r['fast_images_per_s']:.0f} images/s "
+            f"({r['fast_cpu_ms_per_image']:.2f} ms CPU per image), "
+            f"fast/exact = {r['fast_over_exact']:.2f}"
+            if "fast_over_exact" in r
+            else ""
+        )
+        print(
+            f"image data layer, {BATCH} JPEGs of {r['image_size'][0]}x{r['image_size'][1]} -> "
+            f"resize {SIDE} -> crop {CROP} + mirror, {WORKERS} workers: ours "
+            f"{r['ours_images_per_s']:.0f} images/s ({r['ours_cpu_ms_per_image']:.2f} ms CPU "
+            f"per image){fast_text}; {torch_text}"
+        )
+    net = result["example_net"]
     print(
         f"example net fed by the layer: {net['layer_ms']:.2f} ms per iteration vs "
         f"{net['input_ms']:.2f} ms with preloaded Input blobs: ratio {net['ratio']:.3f}"
     )
+    if result["scale"]:
+        print(bench_data_scale.table(result["scale"]))
     return result
 
 
 if __name__ == "__main__":
-    print(json.dumps(main()))  # one line, last: bench.py reads it
+    lines = int(os.environ.get("BENCH_DATA_LINES", 10_000_000))
+    print(json.dumps(main(lines)))  # one line, last: bench.py reads it

@@ -5,16 +5,22 @@ Prototxt::
     layer {
       name: "image_data"  type: "Python"      # not the deploy net's input name ("data")
       top: "data"  top: "labels"              # + top: "label_weights" when the list has weights
-      python_param { module: "python_layers.multilabel_data"  layer: "MultiLabelImageDataLayer"
-        param_str: '{"source": "train.txt", "root_folder": "images/", "classes": 17000,
-                     "batch_size": 64, "targets": "labels", "max_labels": 8,
-                     "new_height": 256, "new_width": 256, "crop_size": 224, "mirror": true,
-                     "mean_value": [104, 117, 123], "shuffle": true, "seed": 1,
-                     "sampling": "sqrt", "workers": 2}' }
+      python_param {
+        module: "python_layers.multilabel_data"  layer: "MultiLabelImageDataLayer"
+        # one string: adjacent literals join (a literal cannot cross a line)
+        param_str: '{"source": "train.txt", "root_folder": "images/", "classes": 17000, '
+                   '"batch_size": 64, "targets": "labels", "max_labels": 8, '
+                   '"new_height": 256, "new_width": 256, "crop_size": 224, "mirror": true, '
+                   '"mean_value": [104, 117, 123], "shuffle": true, "seed": 1, '
+                   '"sampling": "sqrt", "workers": 2}'
+      }
       param { lr_mult: 0 decay_mult: 0 }      # the read position: saved, never trained
       include { phase: TRAIN }
     }
 
+The list file is indexed on first use (:mod:`python_layers.data.index`: a memory-mapped file
+in a cache folder, shared by every process that reads the list; ``python -m
+python_layers.data.build_index train.txt`` builds it ahead of time, with a progress bar).
 Batch b (images, crops, flips) is a pure function of (seed, b, rank): see
 :mod:`python_layers.data`. The number of batches read is the layer's one parameter blob, so
 that Caffe saves it in snapshots and restores it on ``--snapshot``: a resumed run reads the
@@ -29,7 +35,7 @@ import sys
 import caffe
 import numpy as np
 
-from .data import batches, list_file, transforms
+from .data import batches, index, sampler, sources, transforms
 from .params import multilabel_data_params
 
 LAYER = "MultiLabelImageDataLayer"
@@ -55,9 +61,10 @@ class MultiLabelImageDataLayer(caffe.Layer):
         p = multilabel_data_params(self.param_str)
         if len(bottom) != 0:
             raise ValueError(f"{LAYER}: takes no bottoms, got {len(bottom)}")
-        try:
-            images = list_file.parse(p["source"], p["classes"], p["max_labels"])
-        except list_file.ListFileError as why:
+        try:  # the list's memory-mapped index: built on first use, shared through the cache
+            images = index.open_index(p["source"], progress=None)
+            images.check(p["classes"], p["max_labels"])
+        except index.ListFileError as why:
             raise ValueError(f"{LAYER}: {why}") from None
         weighted = p["targets"] == "labels" and images.weights is not None
         wanted = 3 if weighted else 2
@@ -79,16 +86,21 @@ class MultiLabelImageDataLayer(caffe.Layer):
             shuffle=p["shuffle"],
             train=self.training,
             classes=p["classes"],
+            max_labels=p["max_labels"],
             targets=p["targets"],
             skip_bad_images=p["on_bad_image"] == "skip",
         )
         try:
-            self.maker = batches.BatchMaker(images, p["root_folder"], transform, plan)
+            if p["lmdb"]:
+                source = sources.Lmdb(p["lmdb"], images, _datum)
+            else:
+                source = sources.Files(images, p["root_folder"])
+            self.maker = batches.BatchMaker(images, source, transform, plan)
         except (transforms.BadImageError, ValueError) as why:
             raise ValueError(f"{LAYER}: {why}") from None
         self.depth, self.workers = p["prefetch"], p["workers"]
         self.prefetcher: batches.Prefetcher | None = None  # started by the first forward
-        self.fingerprint = _fingerprint(p, plan)
+        self.fingerprint = _fingerprint(p, plan, images.digest)
         self.written: np.ndarray | None = None
         self.skipped = 0
         # 3. The state blob (in TEST nets too: snapshots load into them by layer name).
@@ -129,6 +141,7 @@ class MultiLabelImageDataLayer(caffe.Layer):
             mean_value=values,
             mean=mean,
             scale=p["scale"],
+            fast_decode=p["fast_decode"],
         )
 
     def reshape(self, bottom, top) -> None:
@@ -143,7 +156,8 @@ class MultiLabelImageDataLayer(caffe.Layer):
             raise ValueError(
                 f"{LAYER}: the restored snapshot's data state was written by another "
                 "configuration (list file, seed, batch size, ranks, sampling or shuffle "
-                "changed); resuming would read other batches than the interrupted run. "
+                "changed) or by an older version of this layer (another batch order); "
+                "resuming would read other batches than the interrupted run. "
                 "Resume with the same configuration, or start from its weights with "
                 "--weights (a fresh data order)"
             )
@@ -194,10 +208,20 @@ class MultiLabelImageDataLayer(caffe.Layer):
             self.prefetcher.close()
 
 
-def _fingerprint(p: dict, plan: batches.Plan) -> int:
-    """A number below 2^24 (exact in float32) naming what decides the batch order."""
-    with open(p["source"], "rb") as handle:
-        listing = handle.read()
+def _datum(value: bytes):
+    """A convert_imageset value: the encoded file, or raw (H, W, C) BGR pixels."""
+    datum = caffe.proto.caffe_pb2.Datum()
+    datum.ParseFromString(value)
+    if datum.encoded:
+        return datum.data
+    raw = np.frombuffer(datum.data, np.uint8).reshape(datum.channels, datum.height, datum.width)
+    return raw.transpose(1, 2, 0)
+
+
+def _fingerprint(p: dict, plan: batches.Plan, listing: str) -> int:
+    """A number below 2^24 (exact in float32) naming what decides the batch order: the list
+    file's bytes (their SHA-256, from the index), the settings, and the order's version."""
     settings = (p["seed"], plan.global_batch, plan.ranks, p["sampling"], p["shuffle"])
-    digest = hashlib.sha256(listing + repr(settings).encode()).digest()
+    named = (listing, settings, sampler.ORDER_VERSION, index.FORMAT)
+    digest = hashlib.sha256(repr(named).encode()).digest()
     return 1 + int.from_bytes(digest[:3], "little") % (2**24 - 1)

@@ -239,6 +239,8 @@ MULTILABEL_DATA_KEYS = {
     "workers": Key(2, positive_integer),
     "prefetch": Key(4, positive_integer),
     "on_bad_image": Key("error", one_of("error", "skip")),
+    "fast_decode": Key(False, boolean),
+    "lmdb": Key(None, optional_text),
 }
 
 

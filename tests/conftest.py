@@ -17,6 +17,14 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_CAFFE = Path(os.environ.get("CAFFE_TOOL", Path(sys.prefix) / "bin" / "caffe"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def list_index_cache(tmp_path_factory):
+    """The data layer's list indexes in a folder of this session (children inherit it), not
+    in the user's cache."""
+    if "MULTILABEL_INDEX_DIR" not in os.environ:
+        os.environ["MULTILABEL_INDEX_DIR"] = str(tmp_path_factory.mktemp("list-index"))
+
+
 @pytest.fixture(scope="session")
 def caffe():
     """The real pycaffe, in CPU mode (GPU mode with CAFFE_TEST_MODE=GPU, on a GPU machine:

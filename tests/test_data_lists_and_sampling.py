@@ -1,67 +1,13 @@
-"""The data path's pure parts: list files (every bad line named by file:line) and batch
-sampling (a pure function of seed and batch index; epoch coverage; resampling frequencies
-against their formulas; rank shares)."""
+"""The data path's sampling (list files: test_data_index.py): the keyed bijection (a
+permutation for every N, no visible structure), batches as a pure function of seed and batch
+index, epoch coverage, resampling frequencies against their formulas, rank shares."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from python_layers.data import list_file, sampler
-
-
-def write(tmp_path, text: str):
-    path = tmp_path / "train.txt"
-    path.write_text(text)
-    return path
-
-
-def test_a_list_file_with_comments_weights_and_an_unlabelled_image(tmp_path):
-    path = write(
-        tmp_path,
-        "# images\n\na/1.jpg 3 1\nb/2.jpg 2:0.5 0:2  # weighted\n\nc/3.jpg\nd/4.jpg 4\n",
-    )
-    images = list_file.parse(path, classes=5, max_labels=3)
-    assert images.paths == ("a/1.jpg", "b/2.jpg", "c/3.jpg", "d/4.jpg")
-    assert images.line_numbers == (3, 4, 6, 7)
-    np.testing.assert_array_equal(
-        images.labels, [[3, 1, -1], [2, 0, -1], [-1, -1, -1], [4, -1, -1]]
-    )
-    np.testing.assert_array_equal(images.weights, [[1, 1, 0], [0.5, 2, 0], [0, 0, 0], [1, 0, 0]])
-    assert images.where(2) == f"{path}:6"
-    per_class = images.images_per_class(5)
-    assert [p.tolist() for p in per_class] == [[1], [0], [1], [0], [3]]
-
-
-def test_without_weights_there_is_no_weights_array(tmp_path):
-    images = list_file.parse(write(tmp_path, "x.png 0 1\n"), classes=2, max_labels=2)
-    assert images.weights is None
-
-
-@pytest.mark.parametrize(
-    "line,message",
-    [
-        ("x.jpg 5", r"train\.txt:2: label '5' is not an integer in \[0, 5\)"),
-        ("x.jpg -1", r"train\.txt:2: label '-1' is not an integer in \[0, 5\)"),
-        ("x.jpg 1.5", r"train\.txt:2: label '1\.5' is not an integer"),
-        ("x.jpg cat", r"train\.txt:2: label 'cat' is not an integer"),
-        ("x.jpg 3:abc", r"train\.txt:2: weight 'abc' of label 3 is not a finite number >= 0"),
-        ("x.jpg 3:-1", r"train\.txt:2: weight '-1' of label 3"),
-        ("x.jpg 3:nan", r"train\.txt:2: weight 'nan' of label 3"),
-        ("x.jpg 3:", r"train\.txt:2: weight '' of label 3"),
-        ("x.jpg 0 1 2 3", r"train\.txt:2: 4 labels, more than max_labels = 3"),
-    ],
-)
-def test_each_bad_line_is_named_by_file_and_line(tmp_path, line, message):
-    with pytest.raises(list_file.ListFileError, match=message):
-        list_file.parse(write(tmp_path, f"ok.jpg 0\n{line}\n"), classes=5, max_labels=3)
-
-
-def test_a_missing_or_empty_list_file(tmp_path):
-    with pytest.raises(list_file.ListFileError, match=r"nope\.txt: the list file does not exist"):
-        list_file.parse(tmp_path / "nope.txt", 5, 3)
-    with pytest.raises(list_file.ListFileError, match=r"train\.txt: the list file names no image"):
-        list_file.parse(write(tmp_path, "# nothing\n\n"), 5, 3)
+from python_layers.data import order, sampler
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -128,3 +74,40 @@ def test_ranks_split_each_global_batch_into_disjoint_parts():
     np.testing.assert_array_equal(np.concatenate(parts), batch)
     with pytest.raises(ValueError, match="a global batch of 12 does not split over 5 ranks"):
         sampler.rank_part(batch, 0, 5)
+
+
+SIZES = [1, 2, 3, 5, 7, 11, 97, 101, 65537]
+SIZES += [2**k + d for k in (2, 3, 5, 8, 13, 16) for d in (-1, 0, 1)]  # powers and neighbours
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_the_bijection_is_a_permutation_for_every_size(n):
+    for seed, epoch in ((0, 0), (3, 1), (2**40, 7)):
+        images = order.Bijection(n, seed, epoch)(np.arange(n))
+        np.testing.assert_array_equal(np.sort(images), np.arange(n))
+
+
+@pytest.mark.parametrize("n", [10**9, 2**32 + 1, 10**12 + 39, 2**63 + 5])
+def test_large_sizes_by_sampling(n):
+    """100,000 distinct positions anywhere in [0, n): distinct images, all in [0, n)."""
+    positions = np.unique(np.random.default_rng(1).integers(0, n, 100_000, dtype=np.uint64))
+    positions = np.concatenate([positions, np.array([0, n - 1], np.uint64)])
+    images = order.Bijection(n, 5, 2)(positions).astype(np.uint64)
+    assert len(np.unique(images)) == len(np.unique(positions))
+    assert int(images.max()) < n
+    assert (images[:-2] != positions[:-2]).mean() > 0.99
+
+
+def test_the_shuffle_shows_no_structure():
+    """N = 100,003: position-image correlation within 4/sqrt(N) of 0; ascents (image[p+1] >
+    image[p]) within 4 standard deviations of a random permutation's (N - 1)/2, var (N + 1)/12;
+    each epoch and each seed its own order."""
+    n = 100_003
+    first = order.Bijection(n, 9, 0)(np.arange(n))
+    assert abs(np.corrcoef(np.arange(n), first)[0, 1]) < 4 / np.sqrt(n)
+    ascents = int((np.diff(first) > 0).sum())
+    assert abs(ascents - (n - 1) / 2) < 4 * np.sqrt((n + 1) / 12)
+    # successive positions land far apart (no locality left): median gap near N/3
+    assert abs(np.median(np.abs(np.diff(first))) / n - 0.29) < 0.03
+    for other in (order.Bijection(n, 9, 1)(np.arange(n)), order.Bijection(n, 10, 0)(np.arange(n))):
+        assert (other == first).mean() < 0.001

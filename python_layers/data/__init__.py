@@ -1,8 +1,12 @@
 """The multi-label image data path, in plain numpy (no Caffe): one idea per module.
 
 - :mod:`.list_file`: image list files (``path label label ...`` or ``path label:weight ...``),
-  parsed with ``file:line`` errors.
+  parsed a block of lines at a time, with ``file:line`` errors.
+- :mod:`.index` (built by :mod:`.index_build`, ahead of time by :mod:`.build_index`): a list
+  file's memory-mapped index (paths, label CSR, per-class CSR), cached and shared.
+- :mod:`.order`: a keyed bijection on [0, N) (Feistel, cycle-walking): a shuffled epoch.
 - :mod:`.sampler`: which images make global batch b: a pure function of (seed, b), for the
   natural order and for class resampling (Mahajan et al.'s square root, balanced), and the
   part of it each rank of a multi-GPU run takes.
+- :mod:`.transforms`, :mod:`.batches`: pixels to network input, batches and prefetching.
 """

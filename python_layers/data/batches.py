@@ -9,7 +9,6 @@ most ``depth`` batches exist at once; daemon threads never hold up the exit of t
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from concurrent.futures import Future
@@ -18,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import sampler, transforms
-from .list_file import ImageList
+from .index import Index
+from .sources import Files, Lmdb
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Plan:
     shuffle: bool
     train: bool
     classes: int
+    max_labels: int
     targets: str  # "labels" or "dense"
     skip_bad_images: bool
 
@@ -50,12 +51,14 @@ class Batch:
 
 
 class BatchMaker:
-    def __init__(self, images: ImageList, root: str, transform: transforms.Transform, plan: Plan):
-        self.images, self.root, self.transform, self.plan = images, root, transform, plan
+    def __init__(
+        self, images: Index, source: Files | Lmdb, transform: transforms.Transform, plan: Plan
+    ):
+        self.images, self.source, self.transform, self.plan = images, source, transform, plan
         if plan.sampling != "natural":
-            self.per_class = images.images_per_class(plan.classes)
-            counts = np.array([len(members) for members in self.per_class])
-            self.probabilities = sampler.class_probabilities(counts, plan.sampling)
+            counts = images.class_counts(plan.classes)
+            probabilities = sampler.class_probabilities(counts, plan.sampling)
+            self.sampler = sampler.ClassSampler(probabilities, images.class_offsets, images.members)
         self.shape = self._input_shape()
 
     def _input_shape(self) -> tuple[int, int, int]:
@@ -65,11 +68,12 @@ class BatchMaker:
             return (t.channels, t.crop_size, t.crop_size)
         if t.new_height and t.new_width:
             return (t.channels, t.new_height, t.new_width)
-        first = transforms.load(self.path(0), t)
+        try:
+            first = transforms.load(self.source.read(0), t)
+        except transforms.BadImageError as why:  # read at set-up: named like any other
+            where = f"{self.images.where(0)} {self.source.name(0)}"
+            raise transforms.BadImageError(f"{where}: {why}") from None
         return (t.channels, first.shape[0], first.shape[1])
-
-    def path(self, index: int) -> str:
-        return os.path.join(self.root, self.images.paths[index])
 
     def indices(self, b: int) -> np.ndarray:
         """This rank's image indices in global batch b."""
@@ -77,9 +81,7 @@ class BatchMaker:
         if p.sampling == "natural":
             batch = sampler.natural_batch(b, p.global_batch, len(self.images), p.seed, p.shuffle)
         else:
-            batch = sampler.resampled_batch(
-                b, p.global_batch, p.seed, self.probabilities, self.per_class
-            )
+            batch = self.sampler(b, p.global_batch, p.seed)
         return sampler.rank_part(batch, p.rank, p.ranks)
 
     def randoms(self, b: int) -> np.ndarray:
@@ -97,10 +99,10 @@ class BatchMaker:
             for attempt in range(len(images)):  # a bad image: the next one in the list
                 current = (int(index) + attempt) % len(images)
                 try:
-                    pixels = transforms.load(self.path(current), self.transform)
+                    pixels = transforms.load(self.source.read(current), self.transform)
                     transforms.to_input(pixels, self.transform, p.train, numbers, data[slot])
                 except transforms.BadImageError as why:
-                    where = f"{images.where(current)} {self.path(current)}"
+                    where = f"{images.where(current)} {self.source.name(current)}"
                     if not p.skip_bad_images:
                         raise transforms.BadImageError(f"{where}: {why}") from None
                     skipped.append(f"{where} ({why})")
@@ -109,8 +111,7 @@ class BatchMaker:
                 break
             else:
                 raise transforms.BadImageError(f"{images.source}: no image could be read")
-        labels = images.labels[indices]
-        weights = None if images.weights is None else images.weights[indices]
+        labels, weights = images.targets(indices, p.max_labels)
         if p.targets == "dense":
             dense = np.zeros((p.batch_size, p.classes), np.float32)
             rows, slots = np.nonzero(labels >= 0)

@@ -1,24 +1,34 @@
 """Which images make global batch b: a pure function of (seed, b), never of timing, workers
-or machine (numpy's PCG64 seeded by ``SeedSequence([seed, b])``).
+or machine, at a cost per batch that does not grow with the number of images N.
 
-- ``natural``: the images in list order, or in a fresh permutation per epoch when shuffled
-  (epoch e's order is seeded by ``(seed, e)``); position ``p = b * B + j`` of the stream is
-  image ``order_e[p mod N]`` with ``e = p div N``, so every image comes once per epoch even
-  when B does not divide N.
+- ``natural``: the images in list order, or shuffled per epoch; position ``p = b * B + j`` of
+  the stream is epoch ``e = p div N``'s image at ``p mod N``, through the keyed bijection of
+  :mod:`.order` (seeded by ``(seed, e)``) when shuffled: every image once per epoch, even when
+  B does not divide N.
 - ``sqrt`` (Mahajan et al. 2018): each sample of the batch draws a class c with probability
   ``sqrt(n_c) / sum_k sqrt(n_k)`` (``n_c``: images listing c), then one of those images
-  uniformly.
-- ``balanced``: the class uniformly among classes with images, then an image that has it.
+  uniformly. ``balanced``: the class uniformly among classes with images, then an image.
+  The class comes from the cumulative distribution (built once; a binary search over the C
+  classes per sample), the image from the class's slice of the index's per-class lists; the
+  uniform numbers from numpy's PCG64 seeded by ``SeedSequence([seed, b])``.
 
 A rank of a multi-GPU run takes its contiguous part of every global batch
 (:func:`rank_part`), so the ranks together see exactly one process's global batches.
+ORDER_VERSION names this order; resuming a snapshot written under another version is refused.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
+from .order import Bijection
+
+_bijection = lru_cache(maxsize=8)(Bijection)  # a batch's epoch and the next: keys made once
+
 SAMPLINGS = ("natural", "sqrt", "balanced")
+ORDER_VERSION = 2  # 1: a numpy permutation per epoch (release 0.1); 2: Feistel + CDF
 
 
 def class_probabilities(counts: np.ndarray, sampling: str) -> np.ndarray:
@@ -34,26 +44,41 @@ def natural_batch(b: int, batch_size: int, images: int, seed: int, shuffle: bool
     """Image indices of global batch ``b`` in the natural order (shuffled per epoch)."""
     positions = b * batch_size + np.arange(batch_size, dtype=np.int64)
     epochs, offsets = np.divmod(positions, images)
-    batch = offsets.copy()
-    if shuffle:
-        for epoch in np.unique(epochs):  # at most two: a batch can straddle an epoch's end
-            order = np.random.default_rng([seed, int(epoch)]).permutation(images)
-            chosen = epochs == epoch
-            batch[chosen] = order[offsets[chosen]]
+    if not shuffle:
+        return offsets
+    batch = np.empty_like(offsets)
+    for epoch in np.unique(epochs):  # one or two (more only when B > N)
+        chosen = epochs == epoch
+        batch[chosen] = _bijection(images, seed, int(epoch))(offsets[chosen])
     return batch
+
+
+class ClassSampler:
+    """Draws (class, image having it) pairs: ``probabilities`` over the classes, and the
+    images of class c as ``members[offsets[c]:offsets[c + 1]]`` (the index's per-class CSR)."""
+
+    def __init__(self, probabilities: np.ndarray, offsets: np.ndarray, members: np.ndarray):
+        self.cumulative = np.cumsum(probabilities)
+        self.last = int(np.flatnonzero(probabilities > 0)[-1])
+        self.offsets, self.members = offsets, members
+
+    def __call__(self, b: int, batch_size: int, seed: int) -> np.ndarray:
+        """Image indices of global batch ``b``: a class per sample, then an image having it."""
+        uniform = np.random.default_rng([seed, b]).random((2, batch_size))
+        drawn = np.searchsorted(self.cumulative, uniform[0] * self.cumulative[-1], side="right")
+        classes = np.minimum(drawn, self.last)  # u * total rounding up to total
+        starts = self.offsets[classes].astype(np.int64)
+        sizes = self.offsets[classes + 1].astype(np.int64) - starts
+        return self.members[starts + (uniform[1] * sizes).astype(np.int64)].astype(np.int64)
 
 
 def resampled_batch(
     b: int, batch_size: int, seed: int, probabilities: np.ndarray, per_class: list[np.ndarray]
 ) -> np.ndarray:
-    """Image indices of global batch ``b``: a class per sample, then an image having it."""
-    rng = np.random.default_rng([seed, b])
-    classes = rng.choice(len(probabilities), size=batch_size, p=probabilities)
-    picks = rng.random(batch_size)
-    return np.array(
-        [per_class[c][int(u * len(per_class[c]))] for c, u in zip(classes, picks)],
-        dtype=np.int64,
-    )
+    """:class:`ClassSampler` on per-class lists given as a list of arrays (for tests)."""
+    offsets = np.concatenate([[0], np.cumsum([len(members) for members in per_class])])
+    members = np.concatenate([np.asarray(m, np.int64) for m in per_class])
+    return ClassSampler(probabilities, offsets, members)(b, batch_size, seed)
 
 
 def rank_part(batch: np.ndarray, rank: int, ranks: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Images to network input with Caffe's ``ImageData`` and ``transform_param`` semantics.
 
-For one image: decode (Pillow), grayscale or colour, resize to ``new_height`` x
+For one image: decode as OpenCV's ``imread`` does (:mod:`.decode`), resize to ``new_height`` x
 ``new_width`` when both are set (bilinear), then crop ``crop_size`` x ``crop_size`` (at a
 random offset in TRAIN, centred in TEST), mirror (TRAIN only, with probability 1/2), and
 ``(value - mean) * scale``, channels in BGR order, laid out (C, H, W) as float32. The mean is
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from .decode import BadImageError, decode
 
-class BadImageError(ValueError):
-    """An image that cannot be read, or is too small; the caller adds path and list line."""
+__all__ = ["BadImageError", "Transform", "crop_box", "load", "to_input"]
 
 
 @dataclass(frozen=True)
@@ -32,26 +32,24 @@ class Transform:
     mean_value: tuple[float, ...] = ()
     mean: np.ndarray | None = None  # (C, H, W) float32, from a mean_file
     scale: float = 1.0
+    fast_decode: bool = False  # JPEGs >= 2x the resize target: libjpeg's DCT scaling first
 
     @property
     def channels(self) -> int:
         return 3 if self.is_color else 1
 
 
-def load(path: str, transform: Transform) -> np.ndarray:
-    """The decoded, resized image as (H, W, C) uint8 in BGR (or one gray channel)."""
-    try:
-        with Image.open(path) as image:
-            mode = "RGB" if transform.is_color else "L"
-            if image.mode != mode:  # convert copies even to the same mode: skip it then
-                image = image.convert(mode)
-            if transform.new_height > 0 and transform.new_width > 0:
-                size = (transform.new_width, transform.new_height)
-                image = image.resize(size, Image.Resampling.BILINEAR)
-            pixels = np.asarray(image)
-    except (OSError, ValueError, Image.DecompressionBombError) as why:
-        raise BadImageError(f"cannot read the image ({type(why).__name__}: {why})") from None
-    return pixels[:, :, ::-1] if transform.is_color else pixels[:, :, None]
+def load(source, transform: Transform) -> np.ndarray:
+    """The decoded, resized image (from a path or encoded bytes) as (H, W, C) uint8, BGR or
+    one gray channel."""
+    resize = transform.new_height > 0 and transform.new_width > 0
+    size = (transform.new_width, transform.new_height)
+    pixels = decode(source, transform.is_color, size if resize and transform.fast_decode else None)
+    if not resize or pixels.shape[:2] == size[::-1]:
+        return pixels
+    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    resized = np.asarray(image.resize(size, Image.Resampling.BILINEAR))
+    return resized[:, :, None] if resized.ndim == 2 else resized
 
 
 def crop_box(shape: tuple[int, ...], transform: Transform, train: bool, u_h: float, u_w: float):

@@ -1,0 +1,44 @@
+"""Index list files ahead of training, with a progress bar (what the data layer does itself on
+first use): ``python -m python_layers.data.build_index train.txt val.txt``.
+
+Prints where each index is, its size and its counts. ``--classes`` and ``--max-labels``
+check the labels as the layer would (the index itself does not depend on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from . import index
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("lists", nargs="+", help="list files (as the layer's source)")
+    parser.add_argument("--classes", type=int, help="check labels < classes")
+    parser.add_argument("--max-labels", type=int, help="check labels per line <= this")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    for source in args.lists:
+        started = time.perf_counter()
+        try:
+            built = index.open_index(source, progress=not args.quiet)
+            if args.classes is not None or args.max_labels is not None:
+                built.check(args.classes or 2**32, args.max_labels or 2**32)
+        except index.ListFileError as why:
+            print(f"build_index: {why}", file=sys.stderr)
+            return 1
+        where = index.index_path(source)
+        print(
+            f"{source}: {len(built)} images, {built.header['max_label'] + 1} classes seen, "
+            f"index {where} ({os.path.getsize(where) / 2**20:.1f} MiB, "
+            f"{time.perf_counter() - started:.1f} s)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""A list file's index: one memory-mapped file, built once, shared through the page cache.
+
+What it holds (``Index``): the paths as one bytes buffer + offsets; each image's list line;
+the labels (and weights, when the file has any) as CSR arrays, labels in the smallest unsigned
+type that fits; and per class, the images that list it with a weight > 0 (CSR, for
+resampling). Offsets, line numbers and image ids are uint32 below 4 GiB of list file, uint64
+above. A 4 KiB header holds the format version, the list file's identity (size, mtime and
+ctime in ns, inode, device: what ``git`` checks; any write to the file changes its ctime) and
+the SHA-256 of its bytes.
+
+Where: ``$MULTILABEL_INDEX_DIR``, else ``$XDG_CACHE_HOME/caffe-multilabel-softmax/list-index``
+(``~/.cache/...`` without it), as ``<list name>.<hash of its real path>.idx``. A list whose
+identity differs from the header's is indexed again. Builds are streamed a block of lines at a
+time (memory bounded whatever the list's size), under an exclusive lock (``.lock`` beside the
+index: processes that start together wait for the one that builds, then map its result), into
+a temporary folder renamed over the index only when complete (an interrupted build leaves
+only temporaries, removed by the next build).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import mmap
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import list_file
+from .index_build import write_index
+from .list_file import ListFileError
+
+FORMAT = 1
+MAGIC = b"MLINDEX\n"
+HEADER_BYTES = 4096
+ENV = "MULTILABEL_INDEX_DIR"
+
+
+def cache_dir() -> Path:
+    """The folder that holds the indexes (see the module's docstring)."""
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "caffe-multilabel-softmax" / "list-index"
+
+
+def index_path(source: str | Path) -> Path:
+    real = os.path.realpath(source)
+    key = hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
+    return cache_dir() / f"{Path(real).name}.{key}.idx"
+
+
+def identity(source: str | Path) -> list[int]:
+    st = os.stat(source)
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+class Index:
+    """The arrays of one list file's index, as read-only views of the mapped file."""
+
+    def __init__(self, source: str, header: dict, buffer: mmap.mmap):
+        self.source, self.header, self._buffer = source, header, buffer
+        views = {
+            name: np.frombuffer(buffer, np.dtype(dtype), count, offset)
+            for name, (dtype, count, offset) in header["arrays"].items()
+        }
+        self.path_bytes, self.path_offsets = views["paths"], views["path_offsets"]
+        self.lines, self.label_offsets = views["lines"], views["label_offsets"]
+        self.labels, self.weights = views["labels"], views.get("weights")
+        self.class_offsets, self.members = views["class_offsets"], views["members"]
+        self.digest: str = header["sha256"]
+
+    def __len__(self) -> int:
+        return int(self.header["images"])
+
+    def path(self, index: int) -> str:
+        """Image ``index``'s path as written in the list (bytes the file system gets back)."""
+        start, end = self.path_offsets[index], self.path_offsets[index + 1]
+        return os.fsdecode(self.path_bytes[start:end].tobytes())
+
+    def where(self, index: int) -> str:
+        """``file:line`` of image ``index``, for error messages."""
+        return f"{self.source}:{int(self.lines[index])}"
+
+    def check(self, classes: int, max_labels: int) -> None:
+        """Every label below ``classes``, at most ``max_labels`` a line: else the first
+        offending line's ``file:line``."""
+        if self.header["max_label"] >= classes:
+            position = _first(self.labels, lambda part: part >= classes)
+            image = int(np.searchsorted(self.label_offsets, position, side="right")) - 1
+            raise ListFileError(
+                f"{self.where(image)}: label '{int(self.labels[position])}' is not an integer "
+                f"in [0, {classes}) (classes: {classes})"
+            )
+        if self.header["max_count"] > max_labels:
+            counts = _Counts(self.label_offsets)
+            image = _first(counts, lambda part: part > max_labels)
+            raise ListFileError(
+                f"{self.where(image)}: {int(counts[image])} labels, more than "
+                f"max_labels = {max_labels}"
+            )
+
+    def targets(self, indices: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """(B, width) float32 label lists padded with -1, and their weights (0 on padding)
+        when the list has weights, else None."""
+        starts = self.label_offsets[indices].astype(np.int64)
+        counts = self.label_offsets[np.asarray(indices) + 1].astype(np.int64) - starts
+        taken = np.arange(width) < counts[:, None]
+        positions = np.where(taken, starts[:, None] + np.arange(width), 0)
+        if not len(self.labels):
+            return np.full(taken.shape, -1, np.float32), None
+        labels = np.where(taken, self.labels[positions].astype(np.float32), np.float32(-1))
+        if self.weights is None:
+            return labels, None
+        return labels, np.where(taken, self.weights[positions], 0).astype(np.float32)
+
+    def class_counts(self, classes: int) -> np.ndarray:
+        """Images per class (weight > 0), for the ``classes`` classes of the net."""
+        counts = np.zeros(classes, np.int64)
+        known = np.diff(self.class_offsets.astype(np.int64))[:classes]
+        counts[: len(known)] = known
+        return counts
+
+
+class _Counts:
+    """Labels per image, computed on demand from the offsets (no array of N)."""
+
+    def __init__(self, offsets: np.ndarray):
+        self.offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, _ = key.indices(len(self))
+            return np.diff(self.offsets[start : stop + 1].astype(np.int64))
+        return int(self.offsets[key + 1]) - int(self.offsets[key])
+
+
+def _first(array, test, step: int = 1 << 22) -> int:
+    """The first position where ``test`` holds, reading ``step`` elements at a time."""
+    for start in range(0, len(array), step):
+        hits = np.flatnonzero(test(array[start : start + step]))
+        if hits.size:
+            return start + int(hits[0])
+    raise AssertionError("the header promised an element that is not there")
+
+
+def _load(target: Path, source: str) -> Index | None:
+    """The index at ``target`` if it exists, is complete and describes ``source`` as it is."""
+    try:
+        handle = open(target, "rb")
+    except FileNotFoundError:
+        return None
+    with handle:
+        head = handle.read(HEADER_BYTES)
+        if not head.startswith(MAGIC):
+            return None
+        try:
+            header = json.loads(head[len(MAGIC) :].rstrip(b"\0"))
+        except ValueError:
+            return None
+        if header.get("format") != FORMAT or header.get("identity") != identity(source):
+            return None
+        buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    return Index(source, header, buffer)
+
+
+def open_index(source: str | Path, progress: bool | None = False) -> Index:
+    """The index of list file ``source``, built first if missing or stale (see the module's
+    docstring); ``progress`` shows a progress bar while building."""
+    source = str(source)
+    if not Path(source).is_file():
+        raise ListFileError(f"{source}: the list file does not exist (or is not a file)")
+    target = index_path(source)
+    index = _load(target, source)
+    if index is not None:
+        return index
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{target}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process ends
+        index = _load(target, source)  # another process may have built it meanwhile
+        if index is None:
+            _build(source, target, progress)
+            index = _load(target, source)
+    if index is None:
+        raise ListFileError(f"{source}: the list file changed while it was being indexed")
+    return index
+
+
+def _build(source: str, target: Path, progress: bool | None) -> None:
+    for stale in target.parent.glob(f"{target.name}.tmp*"):  # interrupted builds' leftovers
+        shutil.rmtree(stale, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp", dir=target.parent))
+    try:
+        before = identity(source)
+        header = write_index(source, work, before[0], progress)
+        if identity(source) != before:
+            raise ListFileError(f"{source}: the list file changed while it was being indexed")
+        header.update(format=FORMAT, identity=before, source=os.path.realpath(source))
+        text = MAGIC + json.dumps(header).encode()
+        if len(text) > HEADER_BYTES:
+            raise AssertionError("the index header outgrew its 4 KiB")
+        with open(work / "index", "r+b") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(work / "index", target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+__all__ = ["Index", "ListFileError", "cache_dir", "index_path", "list_file", "open_index"]

@@ -1,0 +1,212 @@
+"""Building a list file's index (:mod:`.index`) in bounded memory.
+
+Pass 1 streams the list a block of lines at a time (:func:`.list_file.blocks`) and appends
+each array to its own spill file, counting images per class as it goes. Pass 2 lays the
+arrays out in the index file (labels narrowed to the smallest type that fits) and scatters
+each (class, image) pair into its class's slice, a chunk of images at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from . import list_file
+
+HEADER_BYTES = 4096  # the same as index.HEADER_BYTES: the arrays start after it
+ALIGN = 64
+CHUNK = 1 << 20  # elements per read in pass 2
+BLOCK_BYTES = 1 << 22  # list text per parsed block in pass 1 (peak memory ~ 40x this)
+SPILLS = ("paths", "path_ends", "lines", "label_ends", "labels", "weights")
+
+
+def pairs(first: int, counts: np.ndarray, labels: np.ndarray, weights: np.ndarray | None):
+    """(class, image) of every label with weight > 0, once each (a class listed twice on a
+    line counts once), in list order."""
+    images = np.repeat(np.arange(first, first + len(counts)), counts)
+    keep = np.ones(len(labels), bool) if weights is None else weights > 0
+    if int(counts.max(initial=0)) <= 16:  # compare each label with the few before it
+        for back in range(1, int(counts.max(initial=0))):
+            same = (labels[back:] == labels[:-back]) & (images[back:] == images[:-back])
+            keep[back:] &= ~(same & keep[:-back])
+    else:  # long lines: sort the kept labels by (image, label), drop the repeats
+        kept = np.flatnonzero(keep)
+        order = kept[np.lexsort((labels[kept], images[kept]))]
+        same = (labels[order[1:]] == labels[order[:-1]]) & (images[order[1:]] == images[order[:-1]])
+        keep[order[1:][same]] = False
+    return labels[keep].astype(np.int64), images[keep]
+
+
+def by_class(classes: np.ndarray, largest: int) -> np.ndarray:
+    """The stable order of ``classes`` (radix sort when they fit in 16 bits)."""
+    small = classes.astype(np.uint16) if largest < 2**16 else classes
+    return np.argsort(small, kind="stable")
+
+
+def _smallest(largest: int) -> np.dtype:
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if largest <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.uint64)
+
+
+class _NoBar:
+    def update(self, _: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(source: str, progress: bool | None):
+    """tqdm's bar over the list's bytes: always (True), never (False), on a terminal (None)."""
+    if progress is False:
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        if progress:
+            raise
+        return _NoBar()
+    disable = None if progress is None else False  # None: tqdm shows it on a terminal only
+    return tqdm(desc=f"indexing {source}", unit="B", unit_scale=True, disable=disable)
+
+
+def _map(path: Path, dtype, mode: str, offset: int = 0, count: int | None = None) -> np.ndarray:
+    """np.memmap, or an empty array where there is nothing to map."""
+    if count == 0 or (count is None and path.stat().st_size == 0):
+        return np.zeros(0, dtype)
+    shape = None if count is None else (count,)
+    return np.memmap(path, np.dtype(dtype), mode, offset, shape)
+
+
+def _spill(work: Path, source: str, wide: np.dtype, progress: bool | None) -> dict:
+    """Pass 1: the list into spill files; returns the totals."""
+    files = {name: open(work / name, "wb") for name in SPILLS}
+    digest = hashlib.sha256()
+    n = paths = labels = 0
+    weighted, max_label, max_count = False, -1, 0
+    per_class = np.zeros(0, np.int64)
+    bar = _bar(source, progress)
+    try:
+        for block, raw in list_file.blocks(source, BLOCK_BYTES):
+            digest.update(raw)
+            bar.update(len(raw))
+            if block.weights is not None and not weighted:  # the first weight: 1 before it
+                weighted = True
+                for start in range(0, labels, CHUNK):
+                    ones = np.ones(min(CHUNK, labels - start), np.float32)
+                    files["weights"].write(ones.tobytes())
+            files["paths"].write(block.paths)
+            files["path_ends"].write((paths + np.cumsum(block.path_lengths)).astype(wide))
+            files["lines"].write(block.lines.astype(wide))
+            files["label_ends"].write((labels + np.cumsum(block.counts)).astype(wide))
+            files["labels"].write(block.labels.astype(np.uint32))
+            if weighted:
+                weights = block.weights
+                weights = np.ones(len(block.labels), np.float32) if weights is None else weights
+                files["weights"].write(weights.astype(np.float32))
+            classes, _ = pairs(n, block.counts, block.labels, block.weights)
+            counts = np.bincount(classes, minlength=len(per_class))
+            counts[: len(per_class)] += per_class
+            per_class = counts
+            n += len(block.lines)
+            paths += len(block.paths)
+            labels += len(block.labels)
+            max_label = max(max_label, int(block.labels.max(initial=-1)))
+            max_count = max(max_count, int(block.counts.max(initial=0)))
+    finally:
+        bar.close()
+        for handle in files.values():
+            handle.close()
+    if n == 0:
+        raise list_file.ListFileError(f"{source}: the list file names no image")
+    per_class = np.concatenate([per_class, np.zeros(max_label + 1 - len(per_class), np.int64)])
+    return dict(
+        images=n, path_bytes=paths, label_count=labels, weighted=weighted,
+        max_label=max_label, max_count=max_count, per_class=per_class,
+        sha256=digest.hexdigest(),
+    )  # fmt: skip
+
+
+def _layout(totals: dict, wide: np.dtype) -> dict:
+    """name -> (dtype, count, offset) of every array in the index file."""
+    sizes = [
+        ("paths", np.dtype(np.uint8), totals["path_bytes"]),
+        ("path_offsets", wide, totals["images"] + 1),
+        ("lines", wide, totals["images"]),
+        ("label_offsets", wide, totals["images"] + 1),
+        ("labels", _smallest(max(totals["max_label"], 0)), totals["label_count"]),
+        ("class_offsets", wide, len(totals["per_class"]) + 1),
+        ("members", wide, int(totals["per_class"].sum())),
+    ]
+    if totals["weighted"]:
+        sizes.append(("weights", np.dtype(np.float32), totals["label_count"]))
+    arrays, offset = {}, HEADER_BYTES
+    for name, dtype, count in sizes:
+        arrays[name] = (dtype.str, int(count), offset)
+        offset += -(-int(count) * dtype.itemsize // ALIGN) * ALIGN
+    return arrays
+
+
+def write_index(source: str, work: Path, file_size: int, progress: bool | None = False) -> dict:
+    """Index ``source`` into ``work / "index"`` (header space left blank); returns the header."""
+    wide = np.dtype(np.uint32 if file_size < 2**32 else np.uint64)
+    totals = _spill(work, source, wide, progress)
+    arrays = _layout(totals, wide)
+    end = max(offset + count * np.dtype(dtype).itemsize for dtype, count, offset in arrays.values())
+    with open(work / "index", "wb") as handle:
+        handle.truncate(end)
+    out = {
+        name: _map(work / "index", dtype, "r+", offset, count)
+        for name, (dtype, count, offset) in arrays.items()
+    }
+    for name, spill, first in [
+        ("paths", "paths", 0), ("path_offsets", "path_ends", 1), ("lines", "lines", 0),
+        ("label_offsets", "label_ends", 1), ("labels", "labels", 0), ("weights", "weights", 0),
+    ]:  # fmt: skip
+        if name not in out:
+            continue
+        dtype = {"paths": np.uint8, "labels": np.uint32, "weights": np.float32}.get(spill, wide)
+        source_array = _map(work / spill, dtype, "r")
+        for start in range(0, len(source_array), CHUNK):
+            part = source_array[start : start + CHUNK]
+            out[name][first + start : first + start + len(part)] = part
+        if first:
+            out[name][0] = 0
+    per_class = totals["per_class"]
+    out["class_offsets"][0] = 0
+    out["class_offsets"][1:] = np.cumsum(per_class)
+    _scatter(out, per_class)
+    for array in out.values():
+        array.flush()
+    del out
+    return dict(
+        images=totals["images"], max_label=totals["max_label"], max_count=totals["max_count"],
+        sha256=totals["sha256"], arrays=arrays,
+    )  # fmt: skip
+
+
+def _scatter(out: dict, per_class: np.ndarray) -> None:
+    """Pass 2: each (class, image) pair into its class's slice of ``members``, in image order."""
+    cursor = out["class_offsets"][:-1].astype(np.int64)
+    offsets, weights = out["label_offsets"], out.get("weights")
+    images = len(offsets) - 1
+    for first in range(0, images, CHUNK):
+        last = min(images, first + CHUNK)
+        lo, hi = int(offsets[first]), int(offsets[last])
+        counts = np.diff(offsets[first : last + 1].astype(np.int64))
+        part = None if weights is None else np.asarray(weights[lo:hi])
+        classes, members = pairs(first, counts, np.asarray(out["labels"][lo:hi], np.int64), part)
+        if not len(classes):
+            continue
+        order = by_class(classes, len(per_class) - 1)
+        classes, members = classes[order], members[order]
+        index = np.arange(len(classes))
+        group = np.ones(len(classes), bool)
+        group[1:] = classes[1:] != classes[:-1]
+        within = index - np.maximum.accumulate(np.where(group, index, 0))
+        out["members"][cursor[classes] + within] = members
+        cursor += np.bincount(classes, minlength=len(per_class))

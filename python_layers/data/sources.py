@@ -1,0 +1,79 @@
+"""Where an image's bytes come from: a file under ``root_folder``, or a Caffe LMDB.
+
+An LMDB is read as Caffe's ``convert_imageset`` writes it: image i of the list given to it
+(without ``--shuffle``) under the key ``"%08d_<path>"``, its value a ``Datum`` holding the
+encoded file (``--encoded``) or raw pixels (C, H, W, BGR). The labels still come from the list
+file (a Datum has room for one); the list names the images in the LMDB's order. Datums are
+parsed by a function the caller gives (the Caffe layer passes ``caffe_pb2.Datum``'s), so that
+this module needs no Caffe.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Union
+
+import numpy as np
+
+from .decode import BadImageError
+from .index import Index
+
+Encoded = Union[str, bytes, np.ndarray]  # a path, an encoded file, or raw (H, W, C) BGR pixels
+
+
+class Files:
+    """Images as files: ``root_folder`` + the list's path."""
+
+    def __init__(self, images: Index, root: str):
+        self.images, self.root = images, root
+
+    def name(self, index: int) -> str:
+        return os.path.join(self.root, self.images.path(index))
+
+    def read(self, index: int) -> Encoded:
+        return self.name(index)
+
+
+class Lmdb:
+    """Images from an LMDB written by ``convert_imageset`` from this list's images, in order."""
+
+    def __init__(self, path: str, images: Index, parse_datum: Callable[[bytes], Encoded]):
+        import lmdb  # only LMDB users need it
+
+        if not os.path.exists(path):
+            raise ValueError(f"lmdb {path}: does not exist")
+        self.path, self.images, self.parse_datum = path, images, parse_datum
+        self.env = lmdb.open(
+            path, readonly=True, lock=False, readahead=False, subdir=os.path.isdir(path),
+            max_readers=512,
+        )  # fmt: skip
+        entries = self.env.stat()["entries"]
+        if entries < len(images):
+            raise ValueError(
+                f"lmdb {path}: holds {entries} images, fewer than the {len(images)} of "
+                f"{images.source}"
+            )
+
+    def key(self, index: int) -> bytes:
+        return (
+            f"{index:08d}_".encode()
+            + self.images.path_bytes[
+                self.images.path_offsets[index] : self.images.path_offsets[index + 1]
+            ].tobytes()
+        )
+
+    def name(self, index: int) -> str:
+        return f"{self.path}[{self.key(index).decode('utf-8', 'replace')}]"
+
+    def read(self, index: int) -> Encoded:
+        with self.env.begin(buffers=False) as transaction:
+            value = transaction.get(self.key(index))
+        if value is None:
+            raise BadImageError(
+                "no such key in the LMDB: it must be written by convert_imageset from the "
+                "list's images in the list's order (without --shuffle)"
+            )
+        try:
+            return self.parse_datum(value)
+        except Exception as why:  # a value that is not a Datum
+            raise BadImageError(f"not a Caffe Datum ({type(why).__name__}: {why})") from None
