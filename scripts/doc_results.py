@@ -101,6 +101,96 @@ def long_tail_sweep() -> str:
     return "\n".join(lines)
 
 
+def _bench_runs() -> list[dict]:
+    """Every committed `make bench` run (docs/performance/run-*.json), oldest first."""
+    paths = sorted(
+        (REPO / "docs" / "performance").glob("run-*.json"), key=lambda p: int(p.stem[4:])
+    )
+    if not paths:
+        raise SystemExit("no docs/performance/run-*.json: run `make bench BENCH_ARGS=--record`")
+    return [json.loads(path.read_text()) for path in paths]
+
+
+def _span(values: list[float]) -> str:
+    """The worst (largest) ratio over the runs, and the range when they differ."""
+    low, high = min(values), max(values)
+    return (
+        f"**{high:.2f}**"
+        if f"{low:.2f}" == f"{high:.2f}"
+        else f"**{high:.2f}** ({low:.2f}-{high:.2f})"
+    )
+
+
+def _ratio_columns(runs: list[dict], table: str, key: tuple, ours: str, peers: list[str]) -> list:
+    rows = [
+        next(r for r in run[table] if (tuple(r["shape"]), r.get("targets")) == key) for run in runs
+    ]
+    cells = []
+    for peer in peers:
+        values = [r[f"{ours}_ms"] / r[f"{peer}_ms"] for r in rows if r.get(f"{peer}_ms")]
+        cells.append(_span(values) if values else "—")
+    return rows, cells
+
+
+def bench_loss() -> str:
+    runs = _bench_runs()
+    peers = ["native", "torch", "floor"]
+    lines = [
+        "| shape | targets | ours ms | ours/native | ours/torch | ours/floor | alloc/iter | "
+        "retained/scores |",
+        "|---" * 8 + "|",
+    ]
+    for first in runs[0]["rows"]:
+        key = (tuple(first["shape"]), first["targets"])
+        rows, cells = _ratio_columns(runs, "rows", key, "ours", peers)
+        ms = [r["ours_ms"] for r in rows]
+        alloc = max(r["allocated_bytes_per_iter"] for r in rows) / 1024
+        retained = max(r["retained_bytes"] / r["score_blob_bytes"] for r in rows)
+        lines.append(
+            f"| {key[0]} | {key[1]} | {min(ms):.2f}-{max(ms):.2f} | {' | '.join(cells)} | "
+            f"{alloc:.1f} KiB | {retained:.2f} |"
+        )
+    return "\n".join(lines) + "\n\n" + _bench_footer(runs)
+
+
+def bench_lists() -> str:
+    runs = _bench_runs()
+    lines = [
+        "| shape | lists ms | lists/index | lists/dense | lists/torch | alloc/iter | "
+        "target bytes/row: lists vs dense |",
+        "|---" * 7 + "|",
+    ]
+    for first in runs[0]["label_lists"]:
+        key = (tuple(first["shape"]), None)
+        rows, cells = _ratio_columns(runs, "label_lists", key, "lists", ["index", "dense", "torch"])
+        ms = [r["lists_ms"] for r in rows]
+        alloc = max(r["allocated_bytes_per_iter"] for r in rows) / 1024
+        lists, dense = (first[f"target_bytes_{form}"] // key[0][0] for form in ("lists", "dense"))
+        lines.append(
+            f"| {key[0]} | {min(ms):.2f}-{max(ms):.2f} | {' | '.join(cells)} | {alloc:.1f} KiB | "
+            f"{lists} B vs {dense} B |"
+        )
+    return "\n".join(lines) + "\n\n" + _bench_footer(runs)
+
+
+def bench_example_net() -> str:
+    runs = [run for run in _bench_runs() if run.get("example_net")]
+    ratios = [run["example_net"]["speed_ratio"] for run in runs]
+    return (
+        f"Training the example conv net (batch 64, forward + backward) with our loss instead of "
+        f"the native one: speed ours/native {min(ratios):.2f}-{max(ratios):.2f} over "
+        f"{len(runs)} runs (1.0 = as fast; measured in a fresh process)."
+    )
+
+
+def _bench_footer(runs: list[dict]) -> str:
+    machines = sorted({run.get("machine", "machine not recorded") for run in runs})
+    return (
+        f"Worst ratio over {len(runs)} runs in bold, the range in brackets; times are the range "
+        f"of each run's best round ({'; '.join(machines)})."
+    )
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "example": example,
     "experiment": experiment,
@@ -108,6 +198,9 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "experiment-paired": experiment_paired,
     "long-tail": long_tail,
     "long-tail-sweep": long_tail_sweep,
+    "bench-loss": bench_loss,
+    "bench-lists": bench_lists,
+    "bench-example-net": bench_example_net,
 }
 
 
