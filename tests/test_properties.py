@@ -161,3 +161,53 @@ def test_any_json_value_for_any_key_gives_params_or_an_error_naming_the_key(para
 def test_deeply_nested_param_str_is_a_value_error_not_a_crash(depth):
     with pytest.raises(ValueError, match=r"^SoftmaxLossLayer: param_str "):
         softmax_loss_params("[" * depth + "]" * depth if depth % 2 else "{" * depth)
+
+
+CRASH_PROBE = """
+import sys, threading
+from python_layers.params import softmax_loss_params
+text = sys.stdin.read()
+sys.setrecursionlimit(10**6)  # only the C stack is left to stop a recursing parser
+threading.stack_size(512 * 1024)
+said = []
+def parse():
+    try:
+        softmax_loss_params(text)
+    except ValueError as why:
+        said.append(str(why))
+thread = threading.Thread(target=parse)
+thread.start()
+thread.join()
+print(said[0])
+"""
+
+
+@pytest.mark.parametrize("text", ["[" * 200_000 + "]" * 200_000, '{"a": ' * 200_000])
+def test_deep_nesting_is_refused_before_any_parser_recurses(text):
+    """Python 3.9 died in json.loads ('Cannot recover from stack overflow') on deep nesting:
+    with a small stack and no recursion limit, any parser that recursed would crash here."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH_PROBE], input=text, capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "param_str nests brackets 200000 deep; at most" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "text,depth",
+    [
+        ('{"class_weights": [1, 2]}', 2),
+        ('{"a": "[[[[{{{("}', 1),  # brackets inside strings do not count
+        ("{'a': '\\'[[['}", 1),  # nor after an escaped quote
+        ('{"a": "\\"", "b": [[1]]}', 3),
+    ],
+)
+def test_nesting_depth_counts_brackets_outside_strings(text, depth):
+    from python_layers.params import nesting_depth
+
+    assert nesting_depth(text) == depth
