@@ -38,7 +38,7 @@ def read_param_str(text: str, layer: str) -> dict[str, Any]:
     if depth > MAX_NESTING:  # parsers recurse per level: deep input can overflow the C stack
         raise ValueError(
             f"{layer}: param_str nests brackets {depth} deep; at most {MAX_NESTING} are allowed "
-            '(param_str is a flat object, e.g. \'{"class_weights": [1, 2]}\')'
+            "(param_str is a flat object, e.g. '{\"class_weights\": [1, 2]}')"
         )
     try:
         value = json.loads(text)
