@@ -547,6 +547,14 @@ class SoftmaxCrossEntropy:
         ``FloatingPointError`` (non-finite scores) before writing to ``probs_out``; the
         gradient arrays may hold part of a result then.
         """
+        outs = {"grad_out": grad_out, "probs_out": probs_out, "target_grad_out": target_grad_out}
+        for name, out in outs.items():
+            if out is not None and not out.flags.c_contiguous:  # a reshape would write a copy
+                raise ValueError(f"{name} must be C-contiguous (np.empty(shape, np.float32))")
+        scores = np.ascontiguousarray(scores)  # no copy when already C-ordered (blobs are)
+        targets = np.ascontiguousarray(targets)
+        if label_weights is not None:
+            label_weights = np.ascontiguousarray(label_weights)
         scores3 = class_view(scores, layout)
         targets3 = label_view(targets, layout) if layout.sparse else class_view(targets, layout)
         weights3 = None if label_weights is None else label_view(label_weights, layout)
