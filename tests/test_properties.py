@@ -65,12 +65,13 @@ def cases(draw):
     return scores, targets, options, loss_weight
 
 
-def build(make_net, scores, targets, options, loss_weight):
+def build(make_net, scores, targets, options, loss_weight, phase=None):
     n = make_net(
         net(
             input_layer(scores=scores.shape, targets=targets.shape),
             softmax_loss_layer("scores", "targets", loss_weight=loss_weight, **options),
-        )
+        ),
+        phase,
     )
     n.blobs["scores"].data[...] = scores
     n.blobs["targets"].data[...] = targets
@@ -104,14 +105,15 @@ def test_loss_and_both_gradients_match_the_oracle(make_net, case):
 
 
 @pytest.mark.caffe
-@given(case=cases())
-def test_gradients_pass_the_gradient_checker(make_net, case):
+@given(case=cases(), phase=st.sampled_from(["TRAIN", "TEST"]))
+def test_gradients_pass_the_gradient_checker(caffe, make_net, case, phase):
+    """Both phases (force_backward): the checker zeroes the bottoms' diffs before backward."""
     scores, targets, options, loss_weight = case
     scores = np.clip(scores, -5, 5)  # a float32 loss top resolves 1e-2 steps only when small
     dense = targets.shape == scores.shape
     if dense:  # keep every target a step away from 0, where targets stop being valid
         targets = targets + np.float32(0.5)  # (and sums >> the step, for the 1/sum)
-    n = build(make_net, scores, targets, options, loss_weight)
+    n = build(make_net, scores, targets, options, loss_weight, getattr(caffe, phase))
     # The checker differences a float32 loss: at |loss| ~ 1e3 its rounding alone is ~1e-2.
     assume(abs(float(n.forward()["loss"])) < 30)
     bottoms = (0, 1) if dense else (0,)
