@@ -227,6 +227,7 @@ SOFTMAX_LOSS_KEYS = {
     "targets": Key("auto", one_of(*TARGET_FORMS)),
     "target_gradient": Key(True, boolean),
     "engine": Key("auto", one_of("auto", "cpu", "gpu")),
+    "allow_zero_loss_weight": Key(False, boolean),
 }
 
 

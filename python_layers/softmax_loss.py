@@ -68,6 +68,8 @@ class SoftmaxLossLayer(caffe.Layer):
         self.form = params.pop("targets")
         self.target_gradient = params.pop("target_gradient")
         self.engine_choice = params.pop("engine")
+        self.monitor_only = params.pop("allow_zero_loss_weight")
+        self.weight_checked = False  # the TRAIN phase's loss weight, checked at the first forward
         self.options = Options(**params)
         self.engine = SoftmaxCrossEntropy(self.options)
         self.device_engine: DeviceSoftmaxCrossEntropy | None = None  # made in the first GPU call
@@ -177,7 +179,23 @@ class SoftmaxLossLayer(caffe.Layer):
                 "CPU engine accepts; please report this"
             ) from None
 
+    def _check_loss_weight(self, top) -> None:
+        """Once, in the TRAIN phase: a loss weight of 0 (Caffe's default for Python layers,
+        which, unlike its own loss layers, get none) trains nothing, silently."""
+        self.weight_checked = True
+        if self.monitor_only or float(top[0].diff.flat[0]) != 0:
+            return
+        raise ValueError(
+            f"{LAYER}: loss_weight is 0 in the TRAIN phase, so Caffe computes no gradient and "
+            "the net trains nothing (Python layers get loss_weight 0 unless the layer says "
+            "otherwise). Add `loss_weight: 1` to the layer (NetSpec: python_layers.netspec."
+            "softmax_loss does); for a loss that only reports, add "
+            "'\"allow_zero_loss_weight\": true' to param_str"
+        )
+
     def forward(self, bottom, top) -> None:
+        if not self.weight_checked and self.phase == caffe.TRAIN:
+            self._check_loss_weight(top)
         # Validate, then the loss (and prob) in one pass; the engine keeps what backward needs
         # per position (the maximum and the normaliser, the targets' coefficients).
         on_device = self._on_device()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from nets import input_layer, net, softmax_loss_layer
 from oracle import reference, reference_target_grad
 
-from python_layers.params import softmax_loss_params
+from python_layers.params import SOFTMAX_LOSS_KEYS, softmax_loss_params
 from python_layers.testing import check_gradients
 
 NORMALIZATIONS = ["full", "valid", "batch_size", "none"]
@@ -120,17 +120,7 @@ def test_gradients_pass_the_gradient_checker(caffe, make_net, case, phase):
     assert check_gradients(n, "loss", bottoms=bottoms, max_elements=8) == []
 
 
-KEYS = [
-    "axis",
-    "normalization",
-    "normalize_targets",
-    "ignore_label",
-    "label_smoothing",
-    "class_weights",
-    "targets",
-    "target_gradient",
-    "engine",
-]
+KEYS = list(SOFTMAX_LOSS_KEYS)  # the table itself: a new key needs no edit here
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
     lambda children: (
@@ -167,7 +157,7 @@ def test_deeply_nested_param_str_is_a_value_error_not_a_crash(depth):
 
 CRASH_PROBE = """
 import sys, threading
-from python_layers.params import softmax_loss_params
+from python_layers.params import SOFTMAX_LOSS_KEYS, softmax_loss_params
 text = sys.stdin.read()
 sys.setrecursionlimit(10**6)  # only the C stack is left to stop a recursing parser
 threading.stack_size(512 * 1024)
