@@ -37,7 +37,12 @@ def example() -> str:
     from examples.digits_multilabel.forms import table
 
     results = _load("docs/example/results.json")
-    return f"{table(results['runs'])}\n\n(seed 1, {results['machine']})"
+    seconds = [r["train_seconds"] for r in results["runs"]]
+    return (
+        f"{table(results['runs'])}\n\n{results['runs'][0]['iterations']} iterations, seed "
+        f"{results['runs'][0]['seed']}, {min(seconds):.0f}-{max(seconds):.0f} s of training each "
+        f"on {results['machine']}."
+    )
 
 
 def experiment() -> str:
