@@ -207,9 +207,7 @@ def _build(source: str, target: Path, progress: bool | None) -> None:
         if len(text) > HEADER_BYTES:
             raise AssertionError("the index header outgrew its 4 KiB")
         with open(work / "index", "r+b") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            handle.write(text)  # last: until now the header was blank (no MAGIC, not loadable)
         os.replace(work / "index", target)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,9 +1,11 @@
 """Building a list file's index (:mod:`.index`) in bounded memory.
 
 Pass 1 streams the list a block of lines at a time (:func:`.list_file.blocks`) and appends
-each array to its own spill file, counting images per class as it goes. Pass 2 lays the
-arrays out in the index file (labels narrowed to the smallest type that fits) and scatters
-each (class, image) pair into its class's slice, a chunk of images at a time.
+each array to its own spill file, counting images per class as it goes. Pass 2 copies the
+arrays into the index file through the file (labels narrowed to the smallest type that fits)
+and scatters each (class, image) pair into its class's slice of the mapped ``members``
+array, a chunk of images at a time. Peak memory: about 40x the block (4 MiB) for parsing,
+plus the ``members`` pages (4 or 8 bytes per label).
 """
 
 from __future__ import annotations
@@ -151,62 +153,78 @@ def _layout(totals: dict, wide: np.dtype) -> dict:
     return arrays
 
 
+def _copy(handle, spill: Path, dtype, out_dtype, offset: int, leading_zero: bool) -> None:
+    """A spill file into the index at ``offset`` (converted to ``out_dtype``), by chunks read
+    and written through the file (no mapping: the pages stay out of this process's RSS)."""
+    handle.seek(offset)
+    if leading_zero:
+        handle.write(np.zeros(1, out_dtype).tobytes())
+    with open(spill, "rb") as source:
+        while True:
+            part = np.fromfile(source, dtype, CHUNK)
+            if not len(part):
+                return
+            handle.write(part.astype(out_dtype, copy=False).tobytes())
+
+
 def write_index(source: str, work: Path, file_size: int, progress: bool | None = False) -> dict:
     """Index ``source`` into ``work / "index"`` (header space left blank); returns the header."""
     wide = np.dtype(np.uint32 if file_size < 2**32 else np.uint64)
     totals = _spill(work, source, wide, progress)
     arrays = _layout(totals, wide)
     end = max(offset + count * np.dtype(dtype).itemsize for dtype, count, offset in arrays.values())
+    spills = {  # index array: (spill file, its dtype, a leading 0 to write first)
+        "paths": ("paths", np.uint8, 0), "path_offsets": ("path_ends", wide, 1),
+        "lines": ("lines", wide, 0), "label_offsets": ("label_ends", wide, 1),
+        "labels": ("labels", np.uint32, 0), "weights": ("weights", np.float32, 0),
+    }  # fmt: skip
     with open(work / "index", "wb") as handle:
         handle.truncate(end)
-    out = {
-        name: _map(work / "index", dtype, "r+", offset, count)
-        for name, (dtype, count, offset) in arrays.items()
-    }
-    for name, spill, first in [
-        ("paths", "paths", 0), ("path_offsets", "path_ends", 1), ("lines", "lines", 0),
-        ("label_offsets", "label_ends", 1), ("labels", "labels", 0), ("weights", "weights", 0),
-    ]:  # fmt: skip
-        if name not in out:
-            continue
-        dtype = {"paths": np.uint8, "labels": np.uint32, "weights": np.float32}.get(spill, wide)
-        source_array = _map(work / spill, dtype, "r")
-        for start in range(0, len(source_array), CHUNK):
-            part = source_array[start : start + CHUNK]
-            out[name][first + start : first + start + len(part)] = part
-        if first:
-            out[name][0] = 0
-    per_class = totals["per_class"]
-    out["class_offsets"][0] = 0
-    out["class_offsets"][1:] = np.cumsum(per_class)
-    _scatter(out, per_class)
-    for array in out.values():
-        array.flush()
-    del out
+        for name, (spill, dtype, first) in spills.items():
+            if name in arrays:
+                out_dtype, _, offset = arrays[name]
+                _copy(handle, work / spill, dtype, np.dtype(out_dtype), offset, bool(first))
+        dtype, _, offset = arrays["class_offsets"]
+        handle.seek(offset)
+        class_offsets = np.concatenate([[0], np.cumsum(totals["per_class"])]).astype(dtype)
+        handle.write(class_offsets.tobytes())
+    dtype, count, offset = arrays["members"]
+    members = _map(work / "index", dtype, "r+", offset, count)
+    _scatter(work, members, class_offsets, totals["weighted"], wide)
+    del members  # unmapped; the pages reach the disk as the kernel writes them back
     return dict(
         images=totals["images"], max_label=totals["max_label"], max_count=totals["max_count"],
         sha256=totals["sha256"], arrays=arrays,
     )  # fmt: skip
 
 
-def _scatter(out: dict, per_class: np.ndarray) -> None:
-    """Pass 2: each (class, image) pair into its class's slice of ``members``, in image order."""
-    cursor = out["class_offsets"][:-1].astype(np.int64)
-    offsets, weights = out["label_offsets"], out.get("weights")
-    images = len(offsets) - 1
-    for first in range(0, images, CHUNK):
-        last = min(images, first + CHUNK)
-        lo, hi = int(offsets[first]), int(offsets[last])
-        counts = np.diff(offsets[first : last + 1].astype(np.int64))
-        part = None if weights is None else np.asarray(weights[lo:hi])
-        classes, members = pairs(first, counts, np.asarray(out["labels"][lo:hi], np.int64), part)
-        if not len(classes):
-            continue
-        order = by_class(classes, len(per_class) - 1)
-        classes, members = classes[order], members[order]
-        index = np.arange(len(classes))
-        group = np.ones(len(classes), bool)
-        group[1:] = classes[1:] != classes[:-1]
-        within = index - np.maximum.accumulate(np.where(group, index, 0))
-        out["members"][cursor[classes] + within] = members
-        cursor += np.bincount(classes, minlength=len(per_class))
+def _scatter(work: Path, members, class_offsets, weighted: bool, wide: np.dtype) -> None:
+    """Pass 2: each (class, image) pair into its class's slice of ``members``, in image order,
+    reading the spilled labels a chunk of images at a time."""
+    cursor = class_offsets[:-1].astype(np.int64)
+    classes_total = len(class_offsets) - 1
+    with open(work / "label_ends", "rb") as ends, open(work / "labels", "rb") as labels_file:
+        weights_file = open(work / "weights", "rb") if weighted else None
+        first, done = 0, 0
+        while True:
+            chunk_ends = np.fromfile(ends, wide, CHUNK).astype(np.int64)
+            if not len(chunk_ends):
+                break
+            counts = np.diff(chunk_ends, prepend=done)
+            size = int(chunk_ends[-1]) - done
+            labels = np.fromfile(labels_file, np.uint32, size).astype(np.int64)
+            weights = None if weights_file is None else np.fromfile(weights_file, np.float32, size)
+            classes, images = pairs(first, counts, labels, weights)
+            first, done = first + len(counts), int(chunk_ends[-1])
+            if not len(classes):
+                continue
+            order = by_class(classes, classes_total - 1)
+            classes, images = classes[order], images[order]
+            index = np.arange(len(classes))
+            group = np.ones(len(classes), bool)
+            group[1:] = classes[1:] != classes[:-1]
+            within = index - np.maximum.accumulate(np.where(group, index, 0))
+            members[cursor[classes] + within] = images
+            cursor += np.bincount(classes, minlength=classes_total)
+        if weights_file is not None:
+            weights_file.close()
