@@ -11,6 +11,7 @@ plus the ``members`` pages (4 or 8 bytes per label).
 from __future__ import annotations
 
 import hashlib
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -74,14 +75,6 @@ def _bar(source: str, progress: bool | None):
         return _NoBar()
     disable = None if progress is None else False  # None: tqdm shows it on a terminal only
     return tqdm(desc=f"indexing {source}", unit="B", unit_scale=True, disable=disable)
-
-
-def _map(path: Path, dtype, mode: str, offset: int = 0, count: int | None = None) -> np.ndarray:
-    """np.memmap, or an empty array where there is nothing to map."""
-    if count == 0 or (count is None and path.stat().st_size == 0):
-        return np.zeros(0, dtype)
-    shape = None if count is None else (count,)
-    return np.memmap(path, np.dtype(dtype), mode, offset, shape)
 
 
 def _spill(work: Path, source: str, wide: np.dtype, progress: bool | None) -> dict:
@@ -189,18 +182,26 @@ def write_index(source: str, work: Path, file_size: int, progress: bool | None =
         class_offsets = np.concatenate([[0], np.cumsum(totals["per_class"])]).astype(dtype)
         handle.write(class_offsets.tobytes())
     dtype, count, offset = arrays["members"]
-    members = _map(work / "index", dtype, "r+", offset, count)
-    _scatter(work, members, class_offsets, totals["weighted"], wide)
-    del members  # unmapped; the pages reach the disk as the kernel writes them back
+    if count:
+        with open(work / "index", "r+b") as handle:
+            start = offset - offset % mmap.ALLOCATIONGRANULARITY
+            region = mmap.mmap(handle.fileno(), offset + count * np.dtype(dtype).itemsize - start,
+                               offset=start)  # fmt: skip
+            members = np.frombuffer(region, dtype, count, offset - start)
+            _scatter(work, members, class_offsets, totals["weighted"], wide, region)
+            del members
+            region.close()  # the pages reach the disk as the kernel writes them back
     return dict(
         images=totals["images"], max_label=totals["max_label"], max_count=totals["max_count"],
         sha256=totals["sha256"], arrays=arrays,
     )  # fmt: skip
 
 
-def _scatter(work: Path, members, class_offsets, weighted: bool, wide: np.dtype) -> None:
+def _scatter(work: Path, members, class_offsets, weighted: bool, wide: np.dtype, region) -> None:
     """Pass 2: each (class, image) pair into its class's slice of ``members``, in image order,
-    reading the spilled labels a chunk of images at a time."""
+    reading the spilled labels a chunk of images at a time. After each chunk the mapping's
+    pages leave this process (``MADV_DONTNEED``; written ones stay in the page cache), so
+    that its RSS stays bounded whatever the size of ``members``."""
     cursor = class_offsets[:-1].astype(np.int64)
     classes_total = len(class_offsets) - 1
     with open(work / "label_ends", "rb") as ends, open(work / "labels", "rb") as labels_file:
@@ -226,5 +227,6 @@ def _scatter(work: Path, members, class_offsets, weighted: bool, wide: np.dtype)
             within = index - np.maximum.accumulate(np.where(group, index, 0))
             members[cursor[classes] + within] = images
             cursor += np.bincount(classes, minlength=classes_total)
+            region.madvise(mmap.MADV_DONTNEED)
         if weights_file is not None:
             weights_file.close()
