@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLASSES, FILES, BATCH = 17_000, 512, 64
 
 
-def write_list(path: Path, lines: int, seed: int = 0, step: int = 1_000_000) -> None:
+def write_list(path: Path, lines: int, seed: int = 0, step: int = 200_000) -> None:
     """``lines`` lines "train/images_00/NNN.jpg l1 ... lk", k in 1..8, written with numpy."""
     rng = np.random.default_rng(seed)
     with open(path, "wb") as handle:
@@ -69,7 +69,7 @@ def write_images(folder: Path) -> None:
 
 
 PROBE = """
-import json, os, resource, sys, tempfile, time
+import json, os, sys, tempfile, time
 import caffe
 caffe.set_mode_cpu()
 listings, sampling, root = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -84,18 +84,20 @@ def net_for(listing, sampling):
             'layer { name: "s" type: "Silence" bottom: "data" bottom: "labels" }')
     with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
         f.write(text)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     net = caffe.Net(f.name, caffe.TRAIN)
-    return net, time.perf_counter() - started
+    return net, (time.perf_counter() - started, time.process_time() - cpu)
 
 nets = {}
 for listing in listings:
     for way in sampling.split(","):
-        nets[(listing, way)], seconds = net_for(listing, way)
+        nets[(listing, way)], (seconds, cpu_seconds) = net_for(listing, way)
 anonymous = sum(int(l.split()[1]) for l in open("/proc/self/smaps_rollup")
                 if l.startswith("Anonymous:")) / 1024
-result = dict(setup_s=seconds, anonymous_mb=anonymous,
-              peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, batch_ms={})
+# VmHWM: this process's peak (ru_maxrss would include the parent's, from before the exec)
+peak = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+result = dict(setup_s=seconds, setup_cpu_s=cpu_seconds, anonymous_mb=anonymous,
+              peak_rss_mb=peak / 1024, batch_ms={})
 for net in nets.values():
     for _ in range(8):  # workers started, prefetch filled, pages touched
         net.forward()
@@ -156,6 +158,7 @@ def main(lines: int = 10_000_000, rounds: int = 3) -> dict:
         "list_written_s": written,
         "index_mb": index_mb / 2**20,
         "first_setup_s": first["setup_s"],
+        "first_setup_cpu_s": first["setup_cpu_s"],
         "later_setup_s": later["setup_s"],
         "anonymous_mb_after_setup": later["anonymous_mb"],
         "peak_rss_mb_first_setup": first["peak_rss_mb"],
@@ -174,7 +177,8 @@ def table(r: dict) -> str:
     sqrt = [t[k] for k in t if k.endswith("sqrt")]
     return "\n".join([
         f"list of {r['lines']:,} lines ({r['list_mb']:.0f} MiB; index {r['index_mb']:.0f} MiB):",
-        f"  first set-up {r['first_setup_s']:.1f} s (target <= 30), later "
+        f"  first set-up {r['first_setup_s']:.1f} s (target <= 30; CPU "
+        f"{r['first_setup_cpu_s']:.1f} s), later "
         f"{r['later_setup_s']:.2f} s (<= 3); anonymous memory after set-up "
         f"{r['anonymous_mb_after_setup']:.0f} MB (<= 300); peak RSS "
         f"{r['peak_rss_mb_first_setup']:.0f} MB (<= 2048)",

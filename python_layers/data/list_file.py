@@ -14,7 +14,9 @@ what was expected and what came.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +46,8 @@ class Block:
     weights: np.ndarray | None  # (counts.sum(),) float32; None when no label has a weight
 
 
-def blocks(source: str | Path, block_bytes: int = 1 << 23) -> Iterator[tuple[Block, bytes]]:
-    """The list file's blocks of whole lines, each with its raw bytes (for fingerprints)."""
-    if not Path(source).is_file():
-        raise ListFileError(f"{source}: the list file does not exist (or is not a file)")
+def _raw_blocks(source: str | Path, block_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """Runs of whole lines (each ending in a newline) and the first one's line number."""
     line, carry = 1, b""
     with open(source, "rb") as handle:
         head = handle.read(len(BOM))
@@ -62,11 +62,33 @@ def blocks(source: str | Path, block_bytes: int = 1 << 23) -> Iterator[tuple[Blo
                 continue
             whole, carry = text[:cut], text[cut:]
             if whole:
-                block = parse_block(whole if whole.endswith(b"\n") else whole + b"\n", line, source)
-                yield block, whole
+                yield whole, line
                 line += whole.count(b"\n")
             if not chunk:
                 return
+
+
+def blocks(
+    source: str | Path, block_bytes: int = 1 << 22, threads: int = 2
+) -> Iterator[tuple[Block, bytes]]:
+    """The list file's blocks of whole lines, parsed (on ``threads`` threads, numpy releasing
+    the GIL; at most ``threads + 1`` blocks in memory), in order, each with its raw bytes."""
+    if not Path(source).is_file():
+        raise ListFileError(f"{source}: the list file does not exist (or is not a file)")
+
+    def parse(whole: bytes, line: int) -> Block:
+        return parse_block(whole if whole.endswith(b"\n") else whole + b"\n", line, source)
+
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque = deque()
+        for whole, line in _raw_blocks(source, block_bytes):
+            pending.append((pool.submit(parse, whole, line), whole))
+            if len(pending) > threads:
+                future, raw = pending.popleft()
+                yield future.result(), raw
+        while pending:
+            future, raw = pending.popleft()
+            yield future.result(), raw
 
 
 def _label(token: str, where: str, first: bool) -> tuple[int, float]:
