@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .decode import BadImageError, decode
+from .decode import BadImageError, open_image
 
 __all__ = ["BadImageError", "Transform", "crop_box", "load", "to_input"]
 
@@ -40,16 +40,16 @@ class Transform:
 
 
 def load(source, transform: Transform) -> np.ndarray:
-    """The decoded, resized image (from a path or encoded bytes) as (H, W, C) uint8, BGR or
-    one gray channel."""
+    """The decoded, resized image (from a path, encoded bytes or raw pixels) as (H, W, C)
+    uint8, BGR (a view) or one gray channel."""
     resize = transform.new_height > 0 and transform.new_width > 0
     size = (transform.new_width, transform.new_height)
-    pixels = decode(source, transform.is_color, size if resize and transform.fast_decode else None)
-    if not resize or pixels.shape[:2] == size[::-1]:
-        return pixels
-    image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
-    resized = np.asarray(image.resize(size, Image.Resampling.BILINEAR))
-    return resized[:, :, None] if resized.ndim == 2 else resized
+    draft = size if resize and transform.fast_decode else None
+    image = open_image(source, transform.is_color, draft)
+    if resize and image.size != size:
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    pixels = np.asarray(image)
+    return pixels[:, :, ::-1] if transform.is_color else pixels[:, :, None]
 
 
 def crop_box(shape: tuple[int, ...], transform: Transform, train: bool, u_h: float, u_w: float):
