@@ -22,6 +22,7 @@ import caffe
 import numpy as np
 
 from . import device
+from .errors import reports_errors
 from .loss.cuda.engine import DeviceInputError, DeviceSoftmaxCrossEntropy
 from .loss.engine import SoftmaxCrossEntropy
 from .loss.layout import Layout, layout_for
@@ -32,6 +33,7 @@ from .params import softmax_loss_params
 LAYER = "SoftmaxLossLayer"
 
 
+@reports_errors
 class SoftmaxLossLayer(caffe.Layer):
     """Softmax cross-entropy; a drop-in for SoftmaxWithLoss that also takes dense targets.
 

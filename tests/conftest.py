@@ -43,6 +43,19 @@ def caffe_tool(caffe) -> Path:
     return VENV_CAFFE
 
 
+@pytest.fixture(scope="session")
+def patched_caffe_tool(caffe_tool) -> Path:
+    """The `caffe` tool with this project's patch that prints a Python layer's traceback and
+    exits (docker/patches/0002-*). A packaged tool (Debian's, run by multilabel-caffe; CI's
+    Debian 11 stage sets CAFFE_TOOL_PATCHED=0) aborts instead, after our layers' own message."""
+    if os.environ.get("CAFFE_TOOL_PATCHED", "1") == "0":
+        pytest.skip(
+            "needs this project's patched caffe tool (traceback, clean exit): CAFFE_TOOL is a "
+            "packaged caffe (CAFFE_TOOL_PATCHED=0)"
+        )
+    return caffe_tool
+
+
 @pytest.fixture(params=["fused", "numpy"])
 def engine_path(request, monkeypatch):
     """Run a test on both engine paths: numba's fused kernels and numpy's blocks."""
