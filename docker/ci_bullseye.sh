@@ -7,7 +7,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source docker/debian_mirror.sh
-packages=(caffe python3-caffe python3-venv python3-pip ca-certificates make)
+# the packages docs/debian.md's first shell block installs
+read -r -a packages < <(awk '/^```sh$/ {n++} n == 1 && /apt-get install/' docs/debian.md |
+  tr ' ' '\n' | awk 'seen && !/^-/ {print} /^install$/ {seen=1}' | tr '\n' ' ')
+[[ ${#packages[@]} -gt 0 ]] || { echo "no apt-get install line in docs/debian.md" >&2; exit 1; }
+packages+=(ca-certificates)
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/caffe-multilabel-softmax"
 root="$cache/bullseye-root"
 key=$(echo "bullseye ${packages[*]}" | sha256sum | cut -c1-16)
@@ -49,19 +53,19 @@ mkdir -p "$root/root/project"
 git ls-files -z --cached --others --exclude-standard |
   tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$root/root/project"
 
-chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-  PIP_DISABLE_PIP_VERSION_CHECK=1 bash -euo pipefail -c '
-cd /root/project
-python3 -c "import caffe, numpy, google.protobuf as p; print(\"Debian: pycaffe\", caffe.__file__, \"numpy\", numpy.__version__, \"protobuf\", p.__version__)"
-# docs/debian.md, as written:
-python3 -m venv --system-site-packages .venv
-.venv/bin/pip install -q -c constraints/system-caffe.txt ".[images]"
-# the suite needs the test tools too (same pins as `make test`, Python 3.9 rows)
-.venv/bin/pip install -q -c constraints/system-caffe.txt -r requirements-dev.txt
-.venv/bin/python -c "import caffe, numpy, google.protobuf as p; print(\"venv: numpy\", numpy.__version__, \"protobuf\", p.__version__)"
-CAFFE_TOOL=.venv/bin/multilabel-caffe CAFFE_TOOL_PATCHED=0 REQUIRE_CAFFE=1 \
-  .venv/bin/python -m pytest -q -p no:cacheprovider
-CAFFE_TOOL=.venv/bin/multilabel-caffe .venv/bin/python -m examples.digits_multilabel.train \
-  --targets-form images --targets ink --max-iter 100 --name bullseye
-'
+# docs/debian.md's shell blocks, as written: 1 (apt) made the chroot; 2 installs the
+# package, 3 the test tools and runs the suite. Then a short training of the example with
+# Debian's tool.
+awk '/^```sh$/ {n++; keep=1; next} /^```$/ {keep=0} keep {print > (dir "/doc-block-" n ".sh")}' \
+  dir="$root/root" docs/debian.md
+for block in 2 3; do
+  echo "bullseye stage: docs/debian.md block $block:"; sed 's/^/  /' "$root/root/doc-block-$block.sh"
+  chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off REQUIRE_CAFFE=1 \
+    bash -c "cd /root/project && bash -euo pipefail /root/doc-block-$block.sh"
+done
+chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 bash -c '
+  cd /root/project && .venv/bin/python -c "import numpy, google.protobuf as p; print(\"venv: numpy\", numpy.__version__, \"protobuf\", p.__version__)" &&
+  CAFFE_TOOL=.venv/bin/multilabel-caffe .venv/bin/python -m examples.digits_multilabel.train \
+    --targets-form images --targets ink --max-iter 100 --name bullseye'
 echo "bullseye stage: $(( $(date +%s) - started )) s"

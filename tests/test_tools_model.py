@@ -5,8 +5,11 @@ and predict's tags come from those probabilities; lists -> data layer round trip
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from python_layers.tools.cli import run
 
 pytestmark = pytest.mark.caffe
 
+REPO = Path(__file__).resolve().parent.parent
 CLASSES = ["top", "middle", "bottom"]
 SIDE = 12
 
@@ -270,3 +274,41 @@ def test_predict_command_top_k_and_thresholds(model, tmp_path, capsys):
     assert lines[0] == "path,rank,class,name,prob" and len(lines) == 1 + wanted
     assert run("multilabel-predict", predict.main, [*common, str(tmp_path / "nope.png")]) == 2
     assert "nope.png: no such file or folder" in capsys.readouterr().err
+
+
+def doc_blocks(name: str, language: str) -> list[str]:
+    text = (REPO / "docs" / name).read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("name", ["tools.md", "debian.md"])
+def test_prototxt_in_the_docs_parses(caffe, name):
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    for block in doc_blocks(name, "prototxt"):
+        message = caffe_pb2.LayerParameter() if block.startswith("layer {") else None
+        if message is not None:  # one layer: parse its body as a LayerParameter
+            text_format.Parse(block.strip()[len("layer {") : -1], message)
+            assert message.type
+        else:
+            text_format.Parse(block, caffe_pb2.NetParameter())
+
+
+def test_the_docs_python_and_deploy_command_run_as_written(model, tmp_path, monkeypatch):
+    """docs/tools.md's snippet and `multilabel-deploy` line, in a folder laid out as it says."""
+    folder, _ = model
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "train_val.prototxt").write_text((folder / "train_val.prototxt").read_text())
+    (work / "model.caffemodel").write_bytes((folder / "bands.caffemodel").read_bytes())
+    monkeypatch.chdir(work)
+    (command,) = [b for b in doc_blocks("tools.md", "sh") if "multilabel-deploy" in b]
+    tool = Path(sys.prefix) / "bin" / "multilabel-deploy"
+    args = shlex.split(command.strip())
+    assert args[0] == "multilabel-deploy"
+    subprocess.run([str(tool), *args[1:]], check=True)
+    (snippet,) = doc_blocks("tools.md", "python")
+    printed = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.strip() == "(2, 3)"
