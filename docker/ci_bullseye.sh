@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source docker/debian_mirror.sh
 # the packages docs/debian.md's first shell block installs
-read -r -a packages < <(awk '/^```sh$/ {n++} n == 1 && /apt-get install/' docs/debian.md |
-  tr ' ' '\n' | awk 'seen && !/^-/ {print} /^install$/ {seen=1}' | tr '\n' ' ')
+packages=()
+while read -r name; do packages+=("$name"); done < <(
+  awk '/^```sh$/ {n++} n == 1 && /apt-get install/' docs/debian.md |
+  tr ' ' '\n' | awk 'seen && !/^-/ {print} /^install$/ {seen=1}')
 [[ ${#packages[@]} -gt 0 ]] || { echo "no apt-get install line in docs/debian.md" >&2; exit 1; }
 packages+=(ca-certificates)
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/caffe-multilabel-softmax"
@@ -19,6 +21,10 @@ started=$(date +%s)
 
 if [[ "$(cat "$root/.ready" 2>/dev/null)" != "$key" ]]; then
   command -v debootstrap >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends debootstrap; }
+  if grep -q " $root/" /proc/mounts; then  # never delete through a bind mount of /dev
+    echo "bullseye stage: something is mounted under $root; unmount it first" >&2
+    exit 1
+  fi
   rm -rf "$root"
   mkdir -p "$cache"
   mirror=$(debian_mirror)

@@ -43,38 +43,15 @@ def test_coco_categories_of_annotations_in_category_id_order(tmp_path):
     }
     (tmp_path / "instances.json").write_text(json.dumps(coco))
     out = tmp_path / "lists"
-    assert (
-        convert(
-            "coco",
-            tmp_path / "instances.json",
-            "--out",
-            out,
-            "--order",
-            "source",
-            "--prefix",
-            "train2017/",
-        )
-        == 0
-    )
+    argv = ["coco", tmp_path / "instances.json", "--out", out, "--order", "source"]
+    assert convert(*argv, "--prefix", "train2017/") == 0
     assert read(out / "classes.txt") == ["person", "dog"]  # no image has a bottle
     assert read(out / "train.txt") == [
         "train2017/a.jpg 0 1",
         "train2017/b.jpg 1",
         "train2017/c.jpg",
     ]
-    assert (
-        convert(
-            "coco",
-            tmp_path / "instances.json",
-            "--out",
-            out,
-            "--order",
-            "source",
-            "--min-count",
-            "0",
-        )
-        == 0
-    )
+    assert convert(*argv, "--min-count", "0") == 0
     assert read(out / "classes.txt") == ["person", "dog", "bottle"]
 
 

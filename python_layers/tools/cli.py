@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,16 @@ def run(name: str, main: Callable[[Sequence[str] | None], int], argv=None) -> in
     except (UsageError, ValueError, FileNotFoundError) as why:
         print(f"{name}: error: {why}", file=sys.stderr)
         return 2
+
+
+def doc_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """A parser whose description is the module doc's first line, its epilog the rest."""
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=doc.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=doc.split("\n", 2)[2],
+    )
 
 
 def read_classes(path: str | Path) -> list[str]:

@@ -27,6 +27,7 @@ from .cli import (
     UsageError,
     add_model_arguments,
     deploy_path,
+    doc_parser,
     read_classes,
     read_targets,
     run,
@@ -102,12 +103,7 @@ def plot(probs: np.ndarray, relevant: np.ndarray, names: Sequence[str], path: Pa
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="multilabel-evaluate",
-        description=__doc__.split("\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n", 2)[2],
-    )
+    p = doc_parser("multilabel-evaluate", __doc__)
     add_model_arguments(p)
     p.add_argument("--list", required=True, help="the list file to evaluate on")
     p.add_argument("--classes", required=True, help="classes.txt (line n names class n)")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import annotations as readers
-from .cli import UsageError, read_classes, run
+from .cli import UsageError, doc_parser, read_classes, run
 
 
 def vocabulary(
@@ -114,12 +114,7 @@ def read(args) -> readers.Annotations:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="multilabel-lists",
-        description=__doc__.split("\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n", 2)[2],
-    )
+    p = doc_parser("multilabel-lists", __doc__)
     p.add_argument(
         "format",
         choices=["coco", "voc", "openimages", "table", "jsonl"],

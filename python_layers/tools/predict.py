@@ -24,7 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from ..inference import Predictor
-from .cli import UsageError, add_model_arguments, deploy_path, read_classes, run, transform_from
+from .cli import (
+    UsageError,
+    add_model_arguments,
+    deploy_path,
+    doc_parser,
+    read_classes,
+    run,
+    transform_from,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -96,12 +104,7 @@ def write(rows, shown: Sequence[str], fmt: str, out) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="multilabel-predict",
-        description=__doc__.split("\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n", 2)[2],
-    )
+    p = doc_parser("multilabel-predict", __doc__)
     add_model_arguments(p)
     p.add_argument("images", nargs="*", help="image files or folders")
     p.add_argument("--list", help="a list file (its paths, under --root-folder; labels ignored)")
