@@ -19,6 +19,7 @@ from .loss.layout import TARGET_FORMS
 from .loss.options import NORMALIZATIONS
 
 REQUIRED = object()  # a Key default: the key must be given
+MAX_NESTING = 32  # lists/objects inside each other; param_str needs 2 (a list in the object)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,12 @@ def read_param_str(text: str, layer: str) -> dict[str, Any]:
     """Turn ``param_str`` into a dict without running anything it contains."""
     if not text or not text.strip():
         return {}
+    depth = nesting_depth(text)
+    if depth > MAX_NESTING:  # parsers recurse per level: deep input can overflow the C stack
+        raise ValueError(
+            f"{layer}: param_str nests brackets {depth} deep; at most {MAX_NESTING} are allowed "
+            "(param_str is a flat object, e.g. '{\"class_weights\": [1, 2]}')"
+        )
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
@@ -49,6 +56,29 @@ def read_param_str(text: str, layer: str) -> dict[str, Any]:
             f"{layer}: param_str must be a JSON object ({{...}}), got a {type(value).__name__}"
         )
     return value
+
+
+def nesting_depth(text: str) -> int:
+    """How deep ``[``, ``{`` and ``(`` nest in ``text``, outside string literals (in single or
+    double quotes, backslash escapes): one linear scan, no recursion."""
+    depth = deepest = 0
+    quote, escaped = "", False
+    for char in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]})":
+            depth -= 1
+    return deepest
 
 
 def parse_params(text: str, layer: str, keys: dict[str, Key]) -> dict[str, Any]:
@@ -197,6 +227,7 @@ SOFTMAX_LOSS_KEYS = {
     "targets": Key("auto", one_of(*TARGET_FORMS)),
     "target_gradient": Key(True, boolean),
     "engine": Key("auto", one_of("auto", "cpu", "gpu")),
+    "allow_zero_loss_weight": Key(False, boolean),
 }
 
 

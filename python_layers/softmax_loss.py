@@ -53,9 +53,11 @@ class SoftmaxLossLayer(caffe.Layer):
     asks (targets from a teacher net), unless ``"target_gradient": false``, which writes
     zeros instead; zeros to index labels and label lists.
 
-    In the TRAIN phase the gradient is computed in the same pass as the loss and written to
-    ``bottom[0].diff`` during forward (scaled by the loss weight, which Caffe puts in
-    ``top[0].diff`` at set-up); backward then only rescales it if that weight changed.
+    Forward computes the loss (and prob) in one pass and keeps, per position, what backward
+    needs (the maximum and the normaliser, the targets' coefficients: a few numbers each);
+    backward computes the gradients in one pass from the bottoms' data, those, and the loss
+    weight Caffe puts in ``top[0].diff``. It never reads the bottoms' diffs, so code that
+    clears or reuses them between ``forward()`` and ``backward()`` gets the right gradient.
 
     In a GPU net (GPU build, GPU mode) with CuPy importable, everything is computed on the
     GPU from the blobs' device memory (``"engine": "auto"``, the default); ``"cpu"`` keeps
@@ -68,6 +70,8 @@ class SoftmaxLossLayer(caffe.Layer):
         self.form = params.pop("targets")
         self.target_gradient = params.pop("target_gradient")
         self.engine_choice = params.pop("engine")
+        self.monitor_only = params.pop("allow_zero_loss_weight")
+        self.weight_checked = False  # the TRAIN phase's loss weight, checked at the first forward
         self.options = Options(**params)
         self.engine = SoftmaxCrossEntropy(self.options)
         self.device_engine: DeviceSoftmaxCrossEntropy | None = None  # made in the first GPU call
@@ -93,9 +97,7 @@ class SoftmaxLossLayer(caffe.Layer):
             )
         if len(top) not in (1, 2):
             raise ValueError(f"{LAYER}: needs 1 or 2 tops (loss[, prob]), got {len(top)}")
-        self.grad_weight: float | None = None  # loss weight of the gradient in bottom[0].diff
-        self.target_weight: float | None = None  # ... of the gradient in bottom[1].diff
-        self.eager_target_grad = False  # a backward asked for the dense targets' gradient
+        self.saved = None  # what the engine's forward kept for backward
 
     def reshape(self, bottom, top) -> None:
         # Shapes from the blobs themselves: `.data` would copy a GPU net's blobs to the host.
@@ -146,76 +148,69 @@ class SoftmaxLossLayer(caffe.Layer):
             self.device_engine = DeviceSoftmaxCrossEntropy(backend, self.options)
         return True
 
-    def _run(
-        self, bottom, top, grad_weight: float | None, target_weight: float | None = None
-    ) -> float:
-        """The engine on the blobs: the scores' gradient goes to bottom[0].diff if grad_weight
-        is set, the dense targets' gradient to bottom[1].diff if target_weight is set; the loss
-        to top[0]."""
-        on_device = self._on_device()
-        run = self._run_device if on_device else self._run_host
-        loss = run(bottom, top, grad_weight, target_weight)
-        if not np.isfinite(loss):  # finite inputs overflowing (|scores| near float32's max)
-            raise FloatingPointError(f"{LAYER}: loss is {loss} although both bottoms are finite")
-        if not on_device:  # the GPU engine wrote it into the top's device memory
-            top[0].data[...] = loss
-        return loss
-
-    def _run_host(self, bottom, top, grad_weight, target_weight, outputs: bool = True) -> float:
+    def _forward_host(self, bottom, top, probs: bool = True) -> tuple[float, object]:
         try:
-            loss = self.engine(
+            return self.engine.forward(
                 bottom[0].data,
                 bottom[1].data,
                 self.layout,
                 label_weights=bottom[2].data if len(bottom) == 3 else None,
-                grad_out=None if grad_weight is None or not outputs else bottom[0].diff,
-                grad_scale=grad_weight or 0.0,
-                probs_out=top[1].data if len(top) == 2 and outputs else None,
-                target_grad_out=None if target_weight is None or not outputs else bottom[1].diff,
-                target_grad_scale=target_weight or 0.0,
+                probs_out=top[1].data if len(top) == 2 and probs else None,
             )
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
         except FloatingPointError as why:
             raise FloatingPointError(f"{LAYER}: {why}") from None
-        return loss
 
-    def _run_device(self, bottom, top, grad_weight, target_weight) -> float:
+    def _forward_device(self, bottom, top) -> tuple[float, object]:
         """The GPU engine on the blobs' device memory; the loss goes straight to top[0]."""
         try:
-            return self.device_engine(
+            return self.device_engine.forward(
                 device.data_address(bottom[0]),
                 device.data_address(bottom[1]),
                 self.layout,
                 label_weights=device.data_address(bottom[2]) if len(bottom) == 3 else 0,
-                grad_out=0 if grad_weight is None else device.diff_address(bottom[0]),
-                grad_scale=grad_weight or 0.0,
                 probs_out=device.data_address(top[1]) if len(top) == 2 else 0,
-                target_grad_out=0 if target_weight is None else device.diff_address(bottom[1]),
-                target_grad_scale=target_weight or 0.0,
                 loss_out=device.data_address(top[0]),
             )
         except DeviceInputError as found:
             # The CPU engine's checks word the error (the inputs are copied to the host).
-            self._run_host(bottom, top, None, None, outputs=False)
+            self._forward_host(bottom, top, probs=False)
             raise RuntimeError(
                 f"{LAYER}: the GPU engine found bad input ({found}) that the "
                 "CPU engine accepts; please report this"
             ) from None
 
+    def _check_loss_weight(self, top) -> None:
+        """Once, in the TRAIN phase: a loss weight of 0 (Caffe's default for Python layers,
+        which, unlike its own loss layers, get none) trains nothing, silently."""
+        self.weight_checked = True
+        if self.monitor_only or float(top[0].diff.flat[0]) != 0:
+            return
+        raise ValueError(
+            f"{LAYER}: loss_weight is 0 in the TRAIN phase, so Caffe computes no gradient and "
+            "the net trains nothing (Python layers get loss_weight 0 unless the layer says "
+            "otherwise). Add `loss_weight: 1` to the layer (NetSpec: python_layers.netspec."
+            "softmax_loss does); for a loss that only reports, add "
+            "'\"allow_zero_loss_weight\": true' to param_str"
+        )
+
     def forward(self, bottom, top) -> None:
-        # 1. Validate, then loss (and in TRAIN the gradients) in one pass. The dense targets'
-        #    gradient is computed here too once a backward has asked for it (distillation, or
-        #    force_backward), so that the targets are read once per iteration.
-        training = self.phase == caffe.TRAIN
-        weight = float(top[0].diff.flat[0])
-        self.grad_weight = weight if training else None
-        self.target_weight = weight if training and self.eager_target_grad else None
-        # 2. The loss, prob and the gradients are written by the engine.
-        self._run(bottom, top, self.grad_weight, self.target_weight)
+        if not self.weight_checked and self.phase == caffe.TRAIN:
+            self._check_loss_weight(top)
+        # Validate, then the loss (and prob) in one pass; the engine keeps what backward needs
+        # per position (the maximum and the normaliser, the targets' coefficients).
+        on_device = self._on_device()
+        loss, self.saved = (self._forward_device if on_device else self._forward_host)(bottom, top)
+        if not np.isfinite(loss):  # finite inputs overflowing (|scores| near float32's max)
+            raise FloatingPointError(f"{LAYER}: loss is {loss} although both bottoms are finite")
+        if not on_device:  # the GPU engine wrote it into the top's device memory
+            top[0].data[...] = loss
 
     def backward(self, top, propagate_down, bottom) -> None:
-        loss_weight = float(top[0].diff.flat[0])  # the prototxt's loss_weight reaches us here
+        # The gradients from the bottoms' data, what forward kept and the loss weight Caffe
+        # put in top[0].diff: one pass that never reads the bottoms' diffs.
+        weight = float(top[0].diff.flat[0])
         # Targets: Caffe asks under force_backward even with propagate_down: false (a Python
         # layer always allows forced backward), so "target_gradient": false is the opt-out.
         dense_wanted = (
@@ -224,36 +219,31 @@ class SoftmaxLossLayer(caffe.Layer):
             and self.target_gradient
             and self.layout.target_kind == "dense"
         )
-        # 1. What forward did not write (TEST phase, a zero weight, a first call), in one pass;
-        #    what it wrote with another weight than now (someone changed the top diff), rescaled.
-        scores_missing = propagate_down[0] and not self.grad_weight
-        targets_missing = dense_wanted and not self.target_weight
-        if scores_missing or targets_missing:
-            self._run(
-                bottom,
-                top,
-                loss_weight if scores_missing else None,
-                loss_weight if targets_missing else None,
-            )
-        for index, written, wanted in (
-            (0, self.grad_weight, propagate_down[0] and not scores_missing),
-            (1, self.target_weight, dense_wanted and not targets_missing),
-        ):
-            if wanted and loss_weight != written:
-                self._scale_diff(bottom[index], loss_weight / written)
-        self.eager_target_grad = dense_wanted
-        self.grad_weight = loss_weight if propagate_down[0] else self.grad_weight
-        self.target_weight = loss_weight if dense_wanted else self.target_weight
-        # 2. The other bottoms: label weights (exact), labels and opted-out targets (zeros).
+        if propagate_down[0] or dense_wanted:
+            if self._on_device():
+                address = device.diff_address
+                self.device_engine.backward(
+                    self.saved,
+                    grad_out=address(bottom[0]) if propagate_down[0] else 0,
+                    grad_scale=weight,
+                    target_grad_out=address(bottom[1]) if dense_wanted else 0,
+                    target_grad_scale=weight,
+                )
+            else:
+                self.engine.backward(
+                    self.saved,
+                    bottom[0].data,
+                    bottom[1].data,
+                    label_weights=bottom[2].data if len(bottom) == 3 else None,
+                    grad_out=bottom[0].diff if propagate_down[0] else None,
+                    grad_scale=weight,
+                    target_grad_out=bottom[1].diff if dense_wanted else None,
+                    target_grad_scale=weight,
+                )
+        # The other bottoms: label weights (exact), labels and opted-out targets (zeros).
         for index in range(1, len(bottom)):
             if propagate_down[index] and not (index == 1 and dense_wanted):
-                self._write_other_target_grad(bottom, index, loss_weight)
-
-    def _scale_diff(self, blob, factor: float) -> None:
-        if self._on_device():
-            self.device_engine.scale(device.diff_address(blob), blob.count, factor)
-        else:
-            blob.diff[...] *= np.float32(factor)
+                self._write_other_target_grad(bottom, index, weight)
 
     def _write_other_target_grad(self, bottom, index: int, loss_weight: float) -> None:
         """d loss / d bottom[index] for label weights (exact); 0 for labels, index targets,
@@ -263,11 +253,8 @@ class SoftmaxLossLayer(caffe.Layer):
             grad = self._other_target_grad(bottom, index) if exact else 0.0
             bottom[index].diff[...] = loss_weight * grad
         elif exact:
-            self.device_engine(
-                device.data_address(bottom[0]),
-                device.data_address(bottom[1]),
-                self.layout,
-                label_weights=device.data_address(bottom[2]),
+            self.device_engine.backward(
+                self.saved,
                 label_weight_grad_out=device.diff_address(bottom[2]),
                 target_grad_scale=loss_weight,
             )

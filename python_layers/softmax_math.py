@@ -82,13 +82,14 @@ def softmax_cross_entropy(
         label_smoothing,
         None if class_weights is None else tuple(np.asarray(class_weights, float)),
     )
-    scores = np.asarray(scores, dtype=np.float32)
-    targets = np.asarray(targets, dtype=np.float32)
+    # Any layout in (Fortran, transposed or sliced views): the engines read and write C order.
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    targets = np.ascontiguousarray(targets, dtype=np.float32)
     if label_weights is not None:
-        label_weights = np.asarray(label_weights, dtype=np.float32)
-    grad, probs = np.empty_like(scores), np.empty_like(scores)
+        label_weights = np.ascontiguousarray(label_weights, dtype=np.float32)
+    grad, probs = np.empty(scores.shape, np.float32), np.empty(scores.shape, np.float32)
     dense_target_grad = with_target_grad and layout.target_kind == "dense"
-    grad_targets = np.empty_like(targets) if dense_target_grad else None
+    grad_targets = np.empty(targets.shape, np.float32) if dense_target_grad else None
     loss = SoftmaxCrossEntropy(options)(
         scores,
         targets,

@@ -21,6 +21,7 @@ from test_device_engine import library  # noqa: F401 - the compiled kernels fixt
 from python_layers import device
 from python_layers.loss import engine as cpu_engine
 from python_layers.params import softmax_loss_params
+from python_layers.testing import check_gradients
 
 
 @pytest.fixture
@@ -38,7 +39,8 @@ def _forbid_cpu_engine(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the CPU engine ran on the GPU path")
 
-    monkeypatch.setattr(cpu_engine.SoftmaxCrossEntropy, "__call__", fail)
+    for method in ("__call__", "forward", "backward"):
+        monkeypatch.setattr(cpu_engine.SoftmaxCrossEntropy, method, fail)
 
 
 CASES = {
@@ -110,9 +112,9 @@ def test_gpu_path_equals_cpu_path(caffe, make_net, gpu_path, monkeypatch, name, 
     assert "stats_block" in gpu_path.launches or "stats_thread" in gpu_path.launches
 
 
-def test_changed_loss_weight_rescales_on_the_device(caffe, make_net, gpu_path, monkeypatch):
-    """A top diff changed between forward and backward: the gradient written in forward is
-    rescaled by the scale kernel, as the CPU path does."""
+def test_backward_reads_the_loss_weight_and_never_the_diffs(caffe, make_net, gpu_path, monkeypatch):
+    """A top diff changed between forward and backward, and garbage in the bottoms' diffs:
+    backward computes from the data and what forward kept, as the CPU path does."""
     case = CASES["dense"]
     runs = {}
     for engine in ("cpu", "auto"):
@@ -122,11 +124,27 @@ def test_changed_loss_weight_rescales_on_the_device(caffe, make_net, gpu_path, m
         _feed(n, case, np.random.default_rng(3))
         n.forward()
         n.blobs["loss"].diff[...] = 4.0
+        n.blobs["s"].diff[...] = np.nan
+        n.blobs["t"].diff[...] = 1e30
         n.backward()
         runs[engine] = (n.blobs["s"].diff.copy(), n.blobs["t"].diff.copy())
-    assert "scale_floats" in gpu_path.launches
     for got, want in zip(runs["auto"], runs["cpu"], strict=True):
+        assert np.isfinite(got).all()
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_gradient_checker_passes_on_the_gpu_path_in_the_train_phase(
+    caffe, make_net, gpu_path, monkeypatch, name
+):
+    case = CASES[name]
+    n = _net(make_net, caffe, case, "TRAIN", "auto", loss_weight=1.0)
+    _feed(n, case, np.random.default_rng(12))
+    if case["targets"] == case["shape"]:  # keep dense targets a step away from 0
+        n.blobs["t"].data[...] += 0.5
+    _forbid_cpu_engine(monkeypatch)
+    bottoms = (0, 1) if case["targets"] == case["shape"] else (0, 2) if case["bottoms"] else (0,)
+    assert check_gradients(n, "loss", bottoms=bottoms) == []
 
 
 @pytest.mark.parametrize(

@@ -375,3 +375,37 @@ def test_bad_label_weights_raise_at_forward_and_write_nothing(make_net, weights,
     with pytest.raises(ValueError, match=P + r"bottom\[2\] \(label_weights\) " + message):
         n.forward()
     assert float(n.blobs["loss"].data) == 123.0
+
+
+def _zero_weight_net(make_net, caffe, phase, **params):
+    n = make_net(
+        net(
+            input_layer(scores=(4, 3), targets=(4,)),
+            softmax_loss_layer("scores", "targets", loss_weight=0, **params),
+        ),
+        getattr(caffe, phase),
+    )
+    n.blobs["scores"].data[...] = np.arange(12).reshape(4, 3) / 10
+    n.blobs["targets"].data[...] = [0, 1, 2, 1]
+    return n
+
+
+def test_a_zero_loss_weight_in_train_is_an_error_naming_the_fix(caffe, make_net):
+    """Issue 18.3: without `loss_weight: 1` (a Python layer's default is 0) nothing trains,
+    and Caffe only says "loss does not need backward computation"."""
+    n = _zero_weight_net(make_net, caffe, "TRAIN")
+    with pytest.raises(
+        ValueError,
+        match=P + r"loss_weight is 0 in the TRAIN phase, so Caffe computes no gradient.*"
+        r"Add `loss_weight: 1` to the layer.*'\"allow_zero_loss_weight\": true' to param_str",
+    ):
+        n.forward()
+
+
+@pytest.mark.parametrize(
+    "phase,params", [("TEST", {}), ("TRAIN", {"allow_zero_loss_weight": True})]
+)
+def test_a_zero_loss_weight_is_fine_in_test_or_when_asked_for(caffe, make_net, phase, params):
+    n = _zero_weight_net(make_net, caffe, phase, **params)
+    for _ in range(2):
+        assert float(n.forward()["loss"]) > 0

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm
@@ -177,3 +179,84 @@ def test_large_inputs_match_oracle(kind):
     labels = RNG.integers(0, shape[1], shape[0])
     targets = khot(shape) if kind == "khot" else labels.astype(np.float32)
     compare(scores, targets, label_smoothing=0.05)
+
+
+LAYOUTS = ["C", "F", "transposed", "sliced", "reversed"]
+
+
+def relayout(array, how, rng):
+    """The same values in another memory layout: Fortran order, a view with permuted
+    strides, every other element of a larger array, or a view with negative strides."""
+    if how == "F":
+        return np.asfortranarray(array)
+    if how == "transposed":
+        order = rng.permutation(array.ndim)
+        return np.ascontiguousarray(array.transpose(order)).transpose(np.argsort(order))
+    if how == "sliced":
+        larger = np.full([2 * d + 1 for d in array.shape], np.nan, array.dtype)
+        view = larger[tuple(slice(1, None, 2) for _ in array.shape)]
+        view[...] = array
+        return view
+    if how == "reversed":
+        return np.ascontiguousarray(array[::-1])[::-1]
+    return np.ascontiguousarray(array)
+
+
+@st.composite
+def layout_cases(draw):
+    """Scores and targets (dense, index or label lists), each in a drawn memory layout."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    form = draw(st.sampled_from(["dense", "index", "labels"]))
+    ndim = 2 if form == "labels" else draw(st.integers(2, 4))
+    shape = tuple(draw(st.integers(1, 5)) for _ in range(ndim))
+    shape = (shape[0], draw(st.integers(2, 40)), *shape[2:])
+    scores = rng.normal(0, 3, shape).astype(np.float32)
+    if form == "dense":
+        targets = khot(shape, 1, k_max=2, rng=rng) * rng.uniform(0.2, 2, shape).astype(np.float32)
+    elif form == "index":
+        targets = rng.integers(0, shape[1], (shape[0], *shape[2:])).astype(np.float32)
+    else:
+        targets = rng.integers(-1, shape[1], (shape[0], 3)).astype(np.float32)
+    layouts = [draw(st.sampled_from(LAYOUTS)) for _ in range(2)]
+    return form, scores, targets, layouts, rng
+
+
+@given(case=layout_cases())
+def test_any_memory_layout_gives_the_c_ordered_result(case):
+    """Issue 18.8: a transposed view used to get uninitialised memory as its gradient."""
+    form, scores, targets, layouts, rng = case
+    options = dict(targets_form=form, label_smoothing=0.1, with_target_grad=form != "index")
+    want = sm.softmax_cross_entropy(scores, targets, **options)
+    got = sm.softmax_cross_entropy(
+        relayout(scores, layouts[0], rng), relayout(targets, layouts[1], rng), **options
+    )
+    assert got.loss == pytest.approx(want.loss, rel=1e-6)
+    for name in ("score_grad", "probs", "target_grad"):
+        if getattr(want, name) is not None:
+            np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=1e-6, atol=0)
+    if form != "labels":
+        loss, grad, probs = reference(scores, targets, label_smoothing=0.1)
+        np.testing.assert_allclose(got.loss, loss, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got.score_grad, grad, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(got.probs, probs, rtol=1e-5, atol=1e-7)
+
+
+def test_a_transposed_view_of_scores_gets_the_right_gradient():
+    """The case the issue reports: (2, 3, 4, 5) float32 with its last two axes transposed."""
+    x = RNG.normal(size=(2, 3, 4, 5)).astype(np.float32)
+    scores = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    targets = RNG.uniform(size=scores.shape).astype(np.float32)
+    ours = sm.softmax_cross_entropy(scores, targets)
+    loss, grad, _ = reference(scores, targets)
+    assert ours.loss == pytest.approx(loss, rel=1e-5)
+    np.testing.assert_allclose(ours.score_grad, grad, rtol=1e-4, atol=1e-6)
+    assert ours.score_grad.flags.c_contiguous
+
+
+def test_the_engine_refuses_outputs_it_cannot_write_in_place():
+    scores = RNG.normal(size=(4, 6)).astype(np.float32)
+    labels = RNG.integers(0, 6, 4).astype(np.float32)
+    with pytest.raises(ValueError, match="grad_out must be C-contiguous"):
+        sm.SoftmaxCrossEntropy()(
+            scores, labels, sm.layout_for((4, 6), (4,)), grad_out=np.empty((6, 4), np.float32).T
+        )

@@ -8,6 +8,7 @@ from nets import input_layer, net
 from sklearn.metrics import average_precision_score
 
 from python_layers import metrics
+from python_layers.testing import check_gradients
 
 RNG = np.random.default_rng(3)
 
@@ -156,3 +157,20 @@ def test_metrics_layer_rejects_bad_k(make_net):
     )
     with pytest.raises(ValueError, match=r"MultiLabelMetricsLayer: param_str key 'k' got 0"):
         make_net(net(input_layer(scores=(2, 3), targets=(2, 3)), layer))
+
+
+@pytest.mark.caffe
+def test_metrics_layer_passes_the_gradient_checker_in_the_train_phase(caffe, make_net):
+    """Issue 18.2, every layer with a backward: the metrics are piecewise constant in the
+    scores (zero gradient), and the layer writes zeros whatever the diffs held. (The targets
+    are not differenced: a step from 0 makes a class relevant.)"""
+    rng = np.random.default_rng(13)
+    scores = rng.permutation(24).reshape(4, 6).astype(np.float32) / 4  # ranks a step apart
+    n = make_net(
+        net(input_layer(scores=scores.shape, targets=scores.shape), metrics_layer('{"k": 2}')),
+        caffe.TRAIN,
+    )
+    n.blobs["scores"].data[...] = scores
+    n.blobs["targets"].data[...] = rng.uniform(size=scores.shape) < 0.4
+    n.blobs["scores"].diff[...] = np.nan
+    assert check_gradients(n, "metrics", bottoms=(0,)) == []

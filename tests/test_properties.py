@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from nets import input_layer, net, softmax_loss_layer
 from oracle import reference, reference_target_grad
 
-from python_layers.params import softmax_loss_params
+from python_layers.params import SOFTMAX_LOSS_KEYS, softmax_loss_params
 from python_layers.testing import check_gradients
 
 NORMALIZATIONS = ["full", "valid", "batch_size", "none"]
@@ -65,12 +65,13 @@ def cases(draw):
     return scores, targets, options, loss_weight
 
 
-def build(make_net, scores, targets, options, loss_weight):
+def build(make_net, scores, targets, options, loss_weight, phase=None):
     n = make_net(
         net(
             input_layer(scores=scores.shape, targets=targets.shape),
             softmax_loss_layer("scores", "targets", loss_weight=loss_weight, **options),
-        )
+        ),
+        phase,
     )
     n.blobs["scores"].data[...] = scores
     n.blobs["targets"].data[...] = targets
@@ -104,31 +105,22 @@ def test_loss_and_both_gradients_match_the_oracle(make_net, case):
 
 
 @pytest.mark.caffe
-@given(case=cases())
-def test_gradients_pass_the_gradient_checker(make_net, case):
+@given(case=cases(), phase=st.sampled_from(["TRAIN", "TEST"]))
+def test_gradients_pass_the_gradient_checker(caffe, make_net, case, phase):
+    """Both phases (force_backward): the checker zeroes the bottoms' diffs before backward."""
     scores, targets, options, loss_weight = case
     scores = np.clip(scores, -5, 5)  # a float32 loss top resolves 1e-2 steps only when small
     dense = targets.shape == scores.shape
     if dense:  # keep every target a step away from 0, where targets stop being valid
         targets = targets + np.float32(0.5)  # (and sums >> the step, for the 1/sum)
-    n = build(make_net, scores, targets, options, loss_weight)
+    n = build(make_net, scores, targets, options, loss_weight, getattr(caffe, phase))
     # The checker differences a float32 loss: at |loss| ~ 1e3 its rounding alone is ~1e-2.
     assume(abs(float(n.forward()["loss"])) < 30)
     bottoms = (0, 1) if dense else (0,)
     assert check_gradients(n, "loss", bottoms=bottoms, max_elements=8) == []
 
 
-KEYS = [
-    "axis",
-    "normalization",
-    "normalize_targets",
-    "ignore_label",
-    "label_smoothing",
-    "class_weights",
-    "targets",
-    "target_gradient",
-    "engine",
-]
+KEYS = list(SOFTMAX_LOSS_KEYS)  # the table itself: a new key needs no edit here
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
     lambda children: (
@@ -161,3 +153,53 @@ def test_any_json_value_for_any_key_gives_params_or_an_error_naming_the_key(para
 def test_deeply_nested_param_str_is_a_value_error_not_a_crash(depth):
     with pytest.raises(ValueError, match=r"^SoftmaxLossLayer: param_str "):
         softmax_loss_params("[" * depth + "]" * depth if depth % 2 else "{" * depth)
+
+
+CRASH_PROBE = """
+import sys, threading
+from python_layers.params import SOFTMAX_LOSS_KEYS, softmax_loss_params
+text = sys.stdin.read()
+sys.setrecursionlimit(10**6)  # only the C stack is left to stop a recursing parser
+threading.stack_size(512 * 1024)
+said = []
+def parse():
+    try:
+        softmax_loss_params(text)
+    except ValueError as why:
+        said.append(str(why))
+thread = threading.Thread(target=parse)
+thread.start()
+thread.join()
+print(said[0])
+"""
+
+
+@pytest.mark.parametrize("text", ["[" * 200_000 + "]" * 200_000, '{"a": ' * 200_000])
+def test_deep_nesting_is_refused_before_any_parser_recurses(text):
+    """Python 3.9 died in json.loads ('Cannot recover from stack overflow') on deep nesting:
+    with a small stack and no recursion limit, any parser that recursed would crash here."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    done = subprocess.run(
+        [sys.executable, "-c", CRASH_PROBE], input=text, capture_output=True, text=True, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "param_str nests brackets 200000 deep; at most" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "text,depth",
+    [
+        ('{"class_weights": [1, 2]}', 2),
+        ('{"a": "[[[[{{{("}', 1),  # brackets inside strings do not count
+        ("{'a': '\\'[[['}", 1),  # nor after an escaped quote
+        ('{"a": "\\"", "b": [[1]]}', 3),
+    ],
+)
+def test_nesting_depth_counts_brackets_outside_strings(text, depth):
+    from python_layers.params import nesting_depth
+
+    assert nesting_depth(text) == depth

@@ -138,8 +138,8 @@ def test_dense_targets_equal_float64_oracle(make_net, options, kind, loss_weight
 
 @pytest.mark.parametrize("options", DENSE_OPTIONS[:4], ids=lambda o: json_id(o))
 def test_distillation_over_iterations_in_train_phase(caffe, make_net, options):
-    """TRAIN phase, three iterations with new data each time: the first backward computes the
-    targets' gradient, later forwards compute it in their own pass (the targets read once);
+    """TRAIN phase, three iterations with new data each time; the bottoms' diffs hold garbage
+    before backward (issue 18: backward once rescaled what forward had written there), and
     a loss weight changed between forward and backward is honoured for both gradients."""
     shape = (6, 5)
     n = make_net(
@@ -155,8 +155,8 @@ def test_distillation_over_iterations_in_train_phase(caffe, make_net, options):
         n.blobs["scores"].data[...] = scores
         n.blobs["targets"].data[...] = targets
         n.forward()
-        layer = n.layers[list(n._layer_names).index("loss")]
-        assert layer.target_weight == (None if iteration == 0 else 1.5)  # computed in forward
+        n.blobs["scores"].diff[...] = (0.0, np.nan, 1e30)[iteration]
+        n.blobs["targets"].diff[...] = (np.nan, 0.0, -3.0)[iteration]
         weight = 1.5 if iteration < 2 else 4.0
         n.blobs["loss"].diff[...] = weight  # iteration 2: changed after forward
         n.backward()
@@ -165,6 +165,47 @@ def test_distillation_over_iterations_in_train_phase(caffe, make_net, options):
         expected = weight * reference_target_grad(scores, targets, **options)
         expected[1] = 0  # the zero row: a kink for the oracle; the layer's convention is 0
         np.testing.assert_allclose(n.blobs["targets"].diff, expected, rtol=1e-3, atol=1e-5)
+
+
+# (scores shape, targets shape, param_str, bottoms checked): every form and both kernels
+TRAIN_CASES = {
+    "dense-rows": ((4, 5), (4, 5), {}, (0, 1)),
+    "dense-positions": ((2, 4, 3), (2, 4, 3), {"label_smoothing": 0.2}, (0, 1)),
+    "index-rows": ((5, 4), (5,), {"class_weights": [1, 2, 0.5, 1]}, (0,)),
+    "index-positions": ((2, 4, 3), (2, 3), {"ignore_label": 1}, (0,)),
+    "lists": ((4, 6), (4, 3), {"targets": "labels", "label_smoothing": 0.1}, (0, 2)),
+}
+
+
+@pytest.mark.parametrize("name", TRAIN_CASES)
+def test_gradient_checker_passes_in_the_train_phase(caffe, make_net, name):
+    """Issue 18.2: TRAIN-phase nets with force_backward; the checker zeroes the bottoms' diffs
+    between forward and backward (19 mismatches, all 0.0, before the fix)."""
+    scores_shape, targets_shape, params, bottoms = TRAIN_CASES[name]
+    lists = params.get("targets") == "labels"
+    blobs = dict(scores=scores_shape, targets=targets_shape)
+    if lists:
+        blobs["weights"] = targets_shape
+    n = make_net(
+        net(
+            input_layer(**blobs),
+            softmax_loss_layer(
+                "scores", "targets", extra_bottoms=("weights",) if lists else (), **params
+            ),
+        ),
+        caffe.TRAIN,
+    )
+    rng = np.random.default_rng(11)
+    n.blobs["scores"].data[...] = rng.normal(0, 1, scores_shape)
+    classes = scores_shape[1]
+    if scores_shape == targets_shape:
+        n.blobs["targets"].data[...] = rng.uniform(0.2, 1, targets_shape)
+    elif lists:
+        n.blobs["targets"].data[...] = [[0, 3, -1], [5, -1, -1], [1, 2, 4], [2, 2, 0]]
+        n.blobs["weights"].data[...] = rng.uniform(0.5, 2, targets_shape)
+    else:
+        n.blobs["targets"].data[...] = rng.integers(0, classes, targets_shape)
+    assert check_gradients(n, "loss", bottoms=bottoms) == []
 
 
 def json_id(options):
@@ -221,7 +262,8 @@ def test_gradient_checker_catches_a_layer_that_ignores_the_loss_weight(make_net,
     from python_layers import softmax_loss
 
     def backward_without_weight(self, top, propagate_down, bottom):
-        self._run(bottom, top, 1.0)  # the gradient for loss weight 1, whatever top[0].diff says
+        # the gradient for loss weight 1, whatever top[0].diff says
+        self.engine.backward(self.saved, bottom[0].data, bottom[1].data, grad_out=bottom[0].diff)
 
     monkeypatch.setattr(softmax_loss.SoftmaxLossLayer, "backward", backward_without_weight)
     n = make_net(

@@ -43,8 +43,9 @@ from .targets import (
 try:  # the fused kernels; without numba the numpy blocks compute the same thing
     from . import fused_positions as _fused_positions
     from . import fused_rows as _fused
+    from . import numba_parts as _numba
 except ImportError:  # pragma: no cover - numba is a pinned dependency
-    _fused = _fused_positions = None
+    _fused = _fused_positions = _numba = None
 
 BLOCK_ELEMENTS = 262144  # floats per block buffer (1 MiB): few numpy calls per element, L3-resident
 PARALLEL_ELEMENTS = 1 << 20  # numpy blocks: below this, threads cost more than they save
@@ -87,6 +88,17 @@ class _PerPosition:
     labels: np.ndarray | None  # sparse only: int64 (outer, K, inner), 0 where padded/ignored
     label_weight: np.ndarray | None  # sparse only: float32 (outer, K, inner), 0 likewise
     divisor: float
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What forward keeps for backward: the layout, Z, which pass ran and its arrays (in the
+    engine's buffers, so valid until the next forward)."""
+
+    layout: Layout
+    divisor: float
+    path: str  # "rows", "positions" (numba) or "blocks" (numpy: backward recomputes)
+    arrays: tuple
 
 
 class SoftmaxCrossEntropy:
@@ -344,10 +356,18 @@ class SoftmaxCrossEntropy:
         np.multiply(a, shifted, out=products)
         return np.sum(products, axis=1, dtype=np.float64)
 
-    def _fused_rows(
-        self, scores, targets, weights, layout, grad, grad_scale, probs, target_grad, target_scale
-    ) -> float:
-        """The (N, C) case in one numba pass per row; (N, C, 1) views flattened to (N, C).
+    def _scratch(self, rows: int, classes: int, size: int):
+        """Per-thread scratch of the row kernels: (work, bits); parallel above a size."""
+        chunks = _numba.threads() if size >= FUSED_PARALLEL_ELEMENTS else 1
+        work = self._buffer("row_work", (chunks, classes))
+        return work, self._buffer("row_bits", (chunks, classes), np.int32)
+
+    def _unused(self, ndim: int, dtype=np.float32) -> np.ndarray:
+        """A stand-in for an array a kernel call does not use (numba needs its type)."""
+        return self._buffer(f"unused{ndim}{np.dtype(dtype).char}", (1,) * ndim, dtype)
+
+    def _rows_forward(self, scores, targets, weights, layout, probs) -> tuple[float, Saved]:
+        """The (N, C) case, one numba pass per row; (N, C, 1) views flattened to (N, C).
 
         Scores (and dense targets) are checked inside the kernel as each row is read; when
         the probabilities (a top) are wanted, the inputs are checked first, so that bad input
@@ -356,72 +376,53 @@ class SoftmaxCrossEntropy:
         rows, classes = layout.outer, layout.classes
         # raises on bad input; index targets' preparation is reused below
         checked = None if probs is None else self._per_position(scores, targets, weights, layout)
-        unused = self._buffer("unused", (1, 1))  # stands in for arrays a call does not use
-        flat = lambda array: unused if array is None else array[:, :, 0]  # noqa: E731
-        class_weights = self._class_weights(classes)
-        parallel = rows * classes >= FUSED_PARALLEL_ELEMENTS
-        chunks = _fused.threads() if parallel else 1
-        scratch = (
-            self._buffer("row_work", (chunks, classes)),  # per-thread scratch, reused
-            self._buffer("row_bits", (chunks, classes), np.int32),
-            self._buffer("row_stats", (rows, 3), np.float64),
-        )
-        scratch[2].fill(0.0)
-        o = self.options
-        if layout.target_kind == "dense":
-            # Z for "valid" needs the valid rows, known only after the pass: assume all are
-            # valid (the usual case) and rescale afterwards if some were not.
-            assumed = loss_divisor(o.normalization, layout, layout.positions)
-            args = (
-                scores[:, :, 0],
-                targets[:, :, 0],
-                class_weights,
-                self._weight_sum(classes),
-                o.label_smoothing,
-                o.normalize_targets,
-                grad_scale / assumed,
-                flat(grad),
-                flat(probs),
-                target_scale / assumed,
-                flat(target_grad),
-                grad is not None,
-                probs is not None,
-                target_grad is not None,
-            )
-            (_fused.dense_parallel if parallel else _fused.dense_serial)(args, *scratch)
-            loss, valid, bad_row, code = _fused.summarise(scratch[2])
-            self._raise_if_bad(bad_row, code)
-            divisor = loss_divisor(o.normalization, layout, valid)
-            if divisor != assumed:
-                for out in (grad, target_grad):
-                    if out is not None:
-                        out *= np.float32(assumed / divisor)
-            return loss / divisor
-        if layout.target_kind == "labels":  # one numba pass instead of numpy's many calls
-            labels, coefficients, offset, mass, divisor = self._fused_lists(
-                targets, weights, layout, class_weights
+        stats = self._buffer("row_stats", (rows, _fused.N_STATS), np.float64)
+        stats.fill(0.0)
+        o, dense = self.options, layout.target_kind == "dense"
+        if dense:
+            labels, coefficients = self._unused(2, np.int64), self._unused(2)
+            offsets, masses, divisor = self._unused(1), self._unused(1, np.float64), None
+        elif layout.target_kind == "labels":  # one numba pass instead of numpy's many calls
+            labels, coefficients, offsets, masses, divisor = self._fused_lists(
+                targets, weights, layout, self._class_weights(classes)
             )
         else:
             per = checked or self._per_position(None, targets, weights, layout)
             labels, coefficients = per.labels[:, :, 0], per.label_weight[:, :, 0]
-            offset, mass, divisor = per.offset[:, 0, 0], per.mass[:, 0, 0], per.divisor
+            offsets, masses, divisor = per.offset[:, 0, 0], per.mass[:, 0, 0], per.divisor
         args = (
-            scores[:, :, 0],
-            labels,
-            coefficients,
-            offset,
-            mass,
-            class_weights,
-            grad_scale / divisor,
-            flat(grad),
-            flat(probs),
-            grad is not None,
-            probs is not None,
+            *(scores[:, :, 0], dense, targets[:, :, 0] if dense else self._unused(2), labels),
+            *(coefficients, offsets, masses, self._class_weights(classes)),
+            *(self._weight_sum(classes), o.label_smoothing, o.normalize_targets),
+            *(self._unused(2) if probs is None else probs[:, :, 0], probs is not None),
         )
-        (_fused.sparse_parallel if parallel else _fused.sparse_serial)(args, *scratch)
-        loss, _, bad_row, code = _fused.summarise(scratch[2])
+        parallel = rows * classes >= FUSED_PARALLEL_ELEMENTS
+        (_fused.forward_parallel if parallel else _fused.forward_serial)(
+            args, *self._scratch(rows, classes, rows * classes), stats
+        )
+        loss, valid, bad_row, code = _numba.summarise(stats)
         self._raise_if_bad(bad_row, code)
-        return loss / divisor
+        if dense:  # Z for "valid" needs the valid rows, counted by the pass
+            divisor = loss_divisor(o.normalization, layout, valid)
+        return loss / divisor, Saved(layout, divisor, "rows", (stats, labels, coefficients))
+
+    def _rows_backward(self, saved, scores, targets, grad, grad_scale, target_grad, t_scale):
+        """One numba pass per row from the scores, the targets and forward's row statistics."""
+        layout, (stats, labels, coefficients) = saved.layout, saved.arrays
+        rows, classes = layout.outer, layout.classes
+        o, dense = self.options, layout.target_kind == "dense"
+        args = (
+            *(scores[:, :, 0], dense, targets[:, :, 0] if dense else self._unused(2), labels),
+            *(coefficients, self._class_weights(classes), o.label_smoothing, o.normalize_targets),
+            *(grad_scale / saved.divisor, self._unused(2) if grad is None else grad[:, :, 0]),
+            t_scale / saved.divisor,
+            *(self._unused(2) if target_grad is None else target_grad[:, :, 0],),
+            *(grad is not None, target_grad is not None),
+        )
+        parallel = rows * classes >= FUSED_PARALLEL_ELEMENTS
+        (_fused.backward_parallel if parallel else _fused.backward_serial)(
+            args, *self._scratch(rows, classes, rows * classes), stats
+        )
 
     def _fused_lists(self, targets, weights, layout, class_weights):
         """Label lists prepared by numba: (codes, coefficients, offset, mass, Z)."""
@@ -448,54 +449,73 @@ class SoftmaxCrossEntropy:
             raise _BadTargetsError
         return codes, coefficients, offset, mass, loss_divisor(o.normalization, layout, valid)
 
-    def _fused_positions(
-        self, scores, targets, weights, layout, grad, grad_scale, probs, target_grad_out, t_scale
-    ) -> float:
-        """Layouts with dims after the class axis: blocks of positions in one numba pass each;
-        per-position target quantities from the numpy preparation (which checks targets)."""
-        # when p (a top) is wanted, the scores are checked too, before anything is written
-        per = self._per_position(scores if probs is not None else None, targets, weights, layout)
-        outer, classes, inner = scores.shape
-        width = _fused_positions.BLOCK
-        tasks = outer * -(-inner // width)
-        parallel = scores.size >= FUSED_PARALLEL_ELEMENTS
-        chunks = _fused.threads() if parallel else 1
-        scratch = (
+    def _position_scratch(self, scores, tasks: int):
+        chunks = _numba.threads() if scores.size >= FUSED_PARALLEL_ELEMENTS else 1
+        width, classes = _fused_positions.BLOCK, scores.shape[1]
+        return (
             self._buffer("block_work", (chunks, classes, width)),
             self._buffer("block_bits", (chunks, width), np.int32),
             self._buffer("block_shift", (chunks, width)),
             self._buffer("block_total", (chunks, width), np.float64),
             self._buffer("block_stats", (tasks, 3), np.float64),
         )
-        scratch[-1].fill(0.0)
-        unused = self._buffer("unused3", (1, 1, 1))
-        dense = layout.target_kind == "dense"
-        args = (
-            scores,
+
+    def _position_targets(self, per: _PerPosition, targets, dense: bool) -> tuple:
+        """The positions kernels' target arguments: dense targets, or labels."""
+        unused = self._unused(3)
+        return (
             dense,
             targets if dense else unused,
-            self._buffer("no_labels3", (1, 1, 1), np.int64) if dense else per.labels,
+            self._unused(3, np.int64) if dense else per.labels,
             unused if dense else per.label_weight,
             per.scale if dense else unused,
             per.offset,
             per.mass,
+        )
+
+    def _positions_forward(self, scores, targets, weights, layout, probs) -> tuple[float, Saved]:
+        """Layouts with dims after the class axis: blocks of positions in one numba pass each;
+        per-position target quantities from the numpy preparation (which checks targets)."""
+        # when p (a top) is wanted, the scores are checked too, before anything is written
+        per = self._per_position(scores if probs is not None else None, targets, weights, layout)
+        outer, classes, inner = scores.shape
+        tasks = outer * -(-inner // _fused_positions.BLOCK)
+        scratch = self._position_scratch(scores, tasks)
+        scratch[-1].fill(0.0)
+        saved_max = self._buffer("saved_max", (outer, inner))
+        saved_total = self._buffer("saved_total", (outer, inner), np.float64)
+        dense = layout.target_kind == "dense"
+        args = (
+            scores,
+            *self._position_targets(per, targets, dense),
             self._class_weights(classes),
-            grad_scale / per.divisor,
-            unused if grad is None else grad,
-            unused if probs is None else probs,
-            grad is not None,
-            probs is not None,
+            *(self._unused(3) if probs is None else probs, probs is not None),
+            *(saved_max, saved_total),
         )
-        kernel = (
-            _fused_positions.positions_parallel if parallel else _fused_positions.positions_serial
-        )
-        kernel(args, *scratch)
-        loss, _, bad_task, code = _fused.summarise(scratch[-1])
+        parallel = scores.size >= FUSED_PARALLEL_ELEMENTS
+        forward = _fused_positions.forward_parallel if parallel else _fused_positions.forward_serial
+        forward(args, *scratch)
+        loss, _, bad_task, code = _numba.summarise(scratch[-1])
         self._raise_if_bad(bad_task, code)
-        if target_grad_out is not None:  # float64 numpy (the fused target gradient is rows')
-            exact = target_grad(scores, targets, layout, self.options)
-            np.multiply(exact, np.float32(t_scale), out=target_grad_out)
-        return loss / per.divisor
+        arrays = (per, saved_max, saved_total)
+        return loss / per.divisor, Saved(layout, per.divisor, "positions", arrays)
+
+    def _positions_backward(self, saved, scores, targets, grad, grad_scale) -> None:
+        per, saved_max, saved_total = saved.arrays
+        outer, classes, inner = scores.shape
+        dense = saved.layout.target_kind == "dense"
+        args = (
+            scores,
+            *self._position_targets(per, targets, dense),
+            self._class_weights(classes),
+            *(grad_scale / saved.divisor, grad, saved_max, saved_total),
+        )
+        scratch = self._position_scratch(scores, outer * -(-inner // _fused_positions.BLOCK))
+        parallel = scores.size >= FUSED_PARALLEL_ELEMENTS
+        backward = (
+            _fused_positions.backward_parallel if parallel else _fused_positions.backward_serial
+        )
+        backward(args, *scratch)
 
     def _class_weights(self, classes: int) -> np.ndarray:
         """The class weights as float32 (C,), ones when there are none (a reused buffer)."""
@@ -509,7 +529,7 @@ class SoftmaxCrossEntropy:
     def _raise_if_bad(bad_row: int, code: float) -> None:
         if bad_row < 0:
             return
-        if code == _fused.BAD_SCORES:
+        if code == _numba.BAD_SCORES:
             raise _BadScoresError
         raise _BadTargetsError
 
@@ -526,6 +546,84 @@ class SoftmaxCrossEntropy:
             for i in range(0, layout.inner, width)
         ]
 
+    def _views(self, layout, scores, targets, label_weights, outputs: dict) -> tuple:
+        """(outer, C, inner) views of C-ordered inputs; outputs must be C-ordered already."""
+        for name, out in outputs.items():
+            if out is not None and not out.flags.c_contiguous:  # a reshape would write a copy
+                raise ValueError(f"{name} must be C-contiguous (np.empty(shape, np.float32))")
+        view = label_view if layout.sparse else class_view
+        return (
+            class_view(np.ascontiguousarray(scores), layout),  # no copy for blobs (C order)
+            view(np.ascontiguousarray(targets), layout),
+            None if label_weights is None else label_view(label_weights, layout),
+            *(None if out is None else class_view(out, layout) for out in outputs.values()),
+        )
+
+    def forward(
+        self,
+        scores: np.ndarray,
+        targets: np.ndarray,
+        layout: Layout,
+        *,
+        label_weights: np.ndarray | None = None,
+        probs_out: np.ndarray | None = None,
+    ) -> tuple[float, Saved]:
+        """The loss, p into ``probs_out``, and what :meth:`backward` needs (valid until the
+        next forward). Raises :class:`TargetError` (bad targets) or ``FloatingPointError``
+        (non-finite scores) before writing to ``probs_out``."""
+        if label_weights is not None:
+            label_weights = np.ascontiguousarray(label_weights)
+        views = self._views(layout, scores, targets, label_weights, {"probs_out": probs_out})
+        try:
+            if self.fused and _fused is not None and layout.inner == 1:
+                return self._rows_forward(*views[:3], layout, views[3])
+            if self.fused and _fused is not None:
+                return self._positions_forward(*views[:3], layout, views[3])
+            loss = self._blocked(*views[:3], layout, None, 0.0, views[3])
+            return loss, Saved(layout, 1.0, "blocks", ())
+        except _BadScoresError:
+            raise FloatingPointError(non_finite_scores_message(scores)) from None
+        except _BadTargetsError:
+            if layout.target_kind == "index":
+                check_index_targets(targets, layout.classes, self.options.ignore_label)
+            if layout.target_kind == "labels":
+                check_label_lists(targets, label_weights, layout.classes)
+            raise first_bad_dense(targets) from None
+
+    def backward(
+        self,
+        saved: Saved,
+        scores: np.ndarray,
+        targets: np.ndarray,
+        *,
+        label_weights: np.ndarray | None = None,
+        grad_out: np.ndarray | None = None,
+        grad_scale: float = 1.0,
+        target_grad_out: np.ndarray | None = None,
+        target_grad_scale: float = 1.0,
+    ) -> None:
+        """``grad_scale * dloss/ds`` into ``grad_out`` and (dense targets) ``target_grad_scale
+        * dloss/dt`` into ``target_grad_out``, from the inputs :meth:`forward` was given and
+        what it kept; nothing the output arrays held is read."""
+        layout = saved.layout
+        if target_grad_out is not None and layout.target_kind != "dense":
+            raise ValueError("target_grad_out is for dense targets")
+        outputs = {"grad_out": grad_out, "target_grad_out": target_grad_out}
+        scores3, targets3, weights3, grad, t_grad = self._views(
+            layout, scores, targets, label_weights, outputs
+        )
+        if saved.path == "rows":
+            t_scale = target_grad_scale
+            self._rows_backward(saved, scores3, targets3, grad, grad_scale, t_grad, t_scale)
+            return
+        if saved.path == "positions" and grad is not None:
+            self._positions_backward(saved, scores3, targets3, grad, grad_scale)
+        elif saved.path == "blocks" and grad is not None:  # numpy: the pass again, from inputs
+            self._blocked(scores3, targets3, weights3, layout, grad, grad_scale, None)
+        if t_grad is not None:  # float64 numpy (the fused target gradient is rows')
+            exact = target_grad(scores3, targets3, layout, self.options)
+            np.multiply(exact, np.float32(target_grad_scale), out=t_grad)
+
     def __call__(
         self,
         scores: np.ndarray,
@@ -539,44 +637,24 @@ class SoftmaxCrossEntropy:
         target_grad_out: np.ndarray | None = None,
         target_grad_scale: float = 1.0,
     ) -> float:
-        """The loss; also ``grad_scale * dloss/ds`` into ``grad_out``, p into ``probs_out`` and
-        (dense targets) ``target_grad_scale * dloss/dt`` into ``target_grad_out``.
-
-        ``scores``, ``targets`` (and ``label_weights`` for label lists) and the outputs may
-        have any shape that fits ``layout``. Raises :class:`TargetError` (bad targets) or
-        ``FloatingPointError`` (non-finite scores) before writing to ``probs_out``; the
-        gradient arrays may hold part of a result then.
-        """
-        scores3 = class_view(scores, layout)
-        targets3 = label_view(targets, layout) if layout.sparse else class_view(targets, layout)
-        weights3 = None if label_weights is None else label_view(label_weights, layout)
-        outputs = (
-            None if grad_out is None else class_view(grad_out, layout),
-            grad_scale,
-            None if probs_out is None else class_view(probs_out, layout),
-            None if target_grad_out is None else class_view(target_grad_out, layout),
-            target_grad_scale,
+        """:meth:`forward`, then :meth:`backward` when a gradient is asked for."""
+        loss, saved = self.forward(
+            scores, targets, layout, label_weights=label_weights, probs_out=probs_out
         )
-        if target_grad_out is not None and layout.target_kind != "dense":
-            raise ValueError("target_grad_out is for dense targets")
-        try:
-            if self.fused and _fused is not None and layout.inner == 1:
-                return self._fused_rows(scores3, targets3, weights3, layout, *outputs)
-            if self.fused and _fused is not None:
-                return self._fused_positions(scores3, targets3, weights3, layout, *outputs)
-            return self._blocked(scores3, targets3, weights3, layout, *outputs)
-        except _BadScoresError:
-            raise FloatingPointError(non_finite_scores_message(scores)) from None
-        except _BadTargetsError:
-            if layout.target_kind == "index":
-                check_index_targets(targets, layout.classes, self.options.ignore_label)
-            if layout.target_kind == "labels":
-                check_label_lists(targets, label_weights, layout.classes)
-            raise first_bad_dense(targets) from None
+        if grad_out is not None or target_grad_out is not None:
+            self.backward(
+                saved,
+                scores,
+                targets,
+                label_weights=label_weights,
+                grad_out=grad_out,
+                grad_scale=grad_scale,
+                target_grad_out=target_grad_out,
+                target_grad_scale=target_grad_scale,
+            )
+        return loss
 
-    def _blocked(
-        self, scores, targets, weights, layout, grad, grad_scale, probs, target_grad_out, t_scale
-    ) -> float:
+    def _blocked(self, scores, targets, weights, layout, grad, grad_scale, probs) -> float:
         """Any layout with numpy: cache-sized blocks of positions, blocks over threads."""
         per = self._per_position(scores, targets, weights, layout)
         scale = grad_scale / per.divisor
@@ -595,7 +673,4 @@ class SoftmaxCrossEntropy:
             total = sum(self._pool.map(run, range(len(chunks)), chunks))
         else:
             total = run(0, blocks)
-        if target_grad_out is not None:  # float64 numpy, in full (no fused kernel here)
-            exact = target_grad(scores, targets, layout, self.options)
-            np.multiply(exact, np.float32(t_scale), out=target_grad_out)
         return total / per.divisor

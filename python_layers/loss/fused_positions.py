@@ -3,13 +3,15 @@ dense prediction (N, C, H, W), where a position's C scores are ``inner`` floats 
 
 A task is one outer index and a block of up to ``BLOCK`` consecutive positions: the block's
 C x width scores are read once (each class row is contiguous), and everything runs along the
-positions, so the loops vectorise without reductions across lanes: the per-position maximum
-and finiteness check, exp (the same polynomial as :mod:`.fused_rows`), the float64 sums, the
-loss, the gradient and the probabilities. Per-position target quantities (labels and their
-coefficients, or the dense scale, offset and mass) come prepared by the engine.
+positions, so the loops vectorise without reductions across lanes. Forward: the per-position
+maximum and finiteness check, exp (the polynomial of :mod:`.numba_parts`), the float64 sums,
+the loss and the probabilities; it keeps each position's maximum and sum of exp for
+backward, which is one pass from the scores and targets: exp again and the gradient.
+Per-position target quantities (labels and their coefficients, or the dense scale, offset and
+mass) come prepared by the engine.
 
 Task statistics come back in ``stats`` (tasks, 3), laid out as the row kernels' (see
-:func:`.fused_rows.summarise`): the task's loss (before 1/Z), unused, and a bad-input code
+:func:`.numba_parts.summarise`): the task's loss (before 1/Z), unused, and a bad-input code
 (1: non-finite scores).
 """
 
@@ -20,19 +22,40 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .fused_rows import _FAST, BAD_SCORES, exp_parts
+from .numba_parts import BAD_SCORES, FAST, exp_parts
 
 BLOCK = 256  # positions per task: C x 256 floats of scratch stay in L1/L2
 
 
 @njit(inline="always")
-def _task(task, args, work, bits, shift, total, stats):  # pragma: no cover - numba
-    (scores, dense, targets, labels, coefficient, scale, offset, mass, weights, grad_scale,
-     grad, probs, want_grad, want_probs) = args  # fmt: skip
-    classes, inner = scores.shape[1], scores.shape[2]
+def _block(task, inner):  # pragma: no cover - numba
+    """(outer index, first position, past the last) of a task."""
     blocks = (inner + BLOCK - 1) // BLOCK
     n, i0 = task // blocks, (task % blocks) * BLOCK
-    i1 = min(inner, i0 + BLOCK)
+    return n, i0, min(inner, i0 + BLOCK)
+
+
+@njit(inline="always")
+def _exp_block(s, i0, i1, shift, work, bits, total):  # pragma: no cover - numba
+    """work[c, :width] = exp(s[c, i0:i1] - shift); total = its float64 sum over the classes."""
+    width = i1 - i0
+    total[:] = 0.0
+    for c in range(s.shape[0]):
+        row, out = s[c, i0:i1], work[c, :width]
+        for k in range(width):
+            out[k], bits[k] = exp_parts(row[k] - shift[k])
+        exponent = bits.view(np.float32)
+        for k in range(width):
+            out[k] *= exponent[k]
+            total[k] += out[k]
+
+
+@njit(inline="always")
+def _forward_task(task, args, work, bits, shift, total, stats):  # pragma: no cover - numba
+    (scores, dense, targets, labels, coefficient, scale, offset, mass, weights, probs,
+     want_probs, saved_max, saved_total) = args  # fmt: skip
+    classes = scores.shape[1]
+    n, i0, i1 = _block(task, scores.shape[2])
     width = i1 - i0
     # 1-D views of the block: loops over them vectorise (2-D indexing in the loops did not).
     s = scores[n]
@@ -53,16 +76,10 @@ def _task(task, args, work, bits, shift, total, stats):  # pragma: no cover - nu
     if bad != 0:
         stats[task, 2] = BAD_SCORES
         return
-    # 2. exp(s - max) into work, and its float64 sum per position.
-    total[:] = 0.0
-    for c in range(classes):
-        row, out = s[c, i0:i1], work[c, :width]
-        for k in range(width):
-            out[k], bits[k] = exp_parts(row[k] - shift[k])
-        exponent = bits.view(np.float32)
-        for k in range(width):
-            out[k] *= exponent[k]
-            total[k] += out[k]
+    # 2. exp(s - max) into work, and its float64 sum per position; both kept for backward.
+    _exp_block(s, i0, i1, shift, work, bits, total)
+    saved_max[n, i0:i1] = shift
+    saved_total[n, i0:i1] = total
     # 3. The loss: sum_k mass log(total) - sum_c a_c (s_c - max), with
     #    a_c = w_c (scale t_c + offset) (dense) or w_c offset + [c == label] coefficient.
     loss = 0.0
@@ -84,42 +101,69 @@ def _task(task, args, work, bits, shift, total, stats):  # pragma: no cover - nu
                 for k in range(width):
                     loss -= weights[c] * o_[k] * (row[k] - shift[k])
     stats[task, 0] = loss
-    # 4. p, and the gradient grad_scale (mass p - a).
     if want_probs:
         for c in range(classes):
             out, w_ = probs[n, c, i0:i1], work[c, :width]
             for k in range(width):
                 out[k] = w_[k] * np.float32(1.0 / total[k])
-    if want_grad:
-        g = np.float32(grad_scale)
-        for k in range(width):  # shift now holds grad_scale mass / total
-            shift[k] = np.float32(grad_scale * m_[k] / total[k])
-        for c in range(classes):
-            out, w_ = grad[n, c, i0:i1], work[c, :width]
-            gw = g * weights[c]
-            if dense:
-                sc_, t = scale[n, 0, i0:i1], targets[n, c, i0:i1]
-                for k in range(width):
-                    out[k] = shift[k] * w_[k] - gw * (sc_[k] * t[k] + o_[k])
-            else:
-                for k in range(width):
-                    out[k] = shift[k] * w_[k] - gw * o_[k]
-        if not dense:
-            l_, q_ = labels[n, 0, i0:i1], coefficient[n, 0, i0:i1]
+
+
+@njit(inline="always")
+def _backward_task(task, args, work, bits, shift, total, stats):  # pragma: no cover - numba
+    """grad = grad_scale (mass p - a) (grad_scale includes 1/Z), from forward's max and sum."""
+    (scores, dense, targets, labels, coefficient, scale, offset, mass, weights, grad_scale,
+     grad, saved_max, saved_total) = args  # fmt: skip
+    n, i0, i1 = _block(task, scores.shape[2])
+    width = i1 - i0
+    s = scores[n]
+    shift, total, bits = shift[:width], total[:width], bits[:width]
+    m_, o_ = mass[n, 0, i0:i1], offset[n, 0, i0:i1]
+    shift[:] = saved_max[n, i0:i1]
+    _exp_block(s, i0, i1, shift, work, bits, total)  # as forward's: the same bits
+    g = np.float32(grad_scale)
+    for k in range(width):  # shift now holds grad_scale mass / total
+        shift[k] = np.float32(grad_scale * m_[k] / saved_total[n, i0 + k])
+    for c in range(scores.shape[1]):
+        out, w_ = grad[n, c, i0:i1], work[c, :width]
+        gw = g * weights[c]
+        if dense:
+            sc_, t = scale[n, 0, i0:i1], targets[n, c, i0:i1]
             for k in range(width):
-                grad[n, l_[k], i0 + k] -= g * q_[k]
+                out[k] = shift[k] * w_[k] - gw * (sc_[k] * t[k] + o_[k])
+        else:
+            for k in range(width):
+                out[k] = shift[k] * w_[k] - gw * o_[k]
+    if not dense:
+        l_, q_ = labels[n, 0, i0:i1], coefficient[n, 0, i0:i1]
+        for k in range(width):
+            grad[n, l_[k], i0 + k] -= g * q_[k]
 
 
-@njit(cache=True, fastmath=_FAST)
-def positions_serial(args, work, bits, shift, total, stats):  # pragma: no cover - numba
+@njit(cache=True, fastmath=FAST)
+def forward_serial(args, work, bits, shift, total, stats):  # pragma: no cover - numba
     for task in range(stats.shape[0]):
-        _task(task, args, work[0], bits[0], shift[0], total[0], stats)
+        _forward_task(task, args, work[0], bits[0], shift[0], total[0], stats)
 
 
-@njit(parallel=True, cache=True, fastmath=_FAST)
-def positions_parallel(args, work, bits, shift, total, stats):  # pragma: no cover - numba
+@njit(parallel=True, cache=True, fastmath=FAST)
+def forward_parallel(args, work, bits, shift, total, stats):  # pragma: no cover - numba
     tasks, chunks = stats.shape[0], work.shape[0]
     step = (tasks + chunks - 1) // chunks
     for chunk in prange(chunks):
         for task in range(chunk * step, min(tasks, (chunk + 1) * step)):
-            _task(task, args, work[chunk], bits[chunk], shift[chunk], total[chunk], stats)
+            _forward_task(task, args, work[chunk], bits[chunk], shift[chunk], total[chunk], stats)
+
+
+@njit(cache=True, fastmath=FAST)
+def backward_serial(args, work, bits, shift, total, stats):  # pragma: no cover - numba
+    for task in range(stats.shape[0]):
+        _backward_task(task, args, work[0], bits[0], shift[0], total[0], stats)
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def backward_parallel(args, work, bits, shift, total, stats):  # pragma: no cover - numba
+    tasks, chunks = stats.shape[0], work.shape[0]
+    step = (tasks + chunks - 1) // chunks
+    for chunk in prange(chunks):
+        for task in range(chunk * step, min(tasks, (chunk + 1) * step)):
+            _backward_task(task, args, work[chunk], bits[chunk], shift[chunk], total[chunk], stats)

@@ -1,123 +1,48 @@
 """Fused per-row kernels (numba) for the engine's common layout: scores (N, C), class axis last.
 
-Each row is read from memory once: a first pass finds its maximum and checks it is finite,
-and the row then stays in cache for the passes that follow (for dense targets: their sums and
-checks, so that dense targets are read once too), exp, the float64 sums, the loss, the
-gradient written straight into the caller's array and, when asked, the gradient with respect
-to dense targets (distillation). Rows are spread over threads above a size threshold.
+Forward reads each row once: a first pass finds its maximum and checks it is finite, and the
+row then stays in cache for the passes that follow (for dense targets: their sums and checks,
+so that dense targets are read once too), exp, the float64 sums and the loss. What backward
+needs is kept per row in ``stats`` (N, N_STATS) float64: the maximum and the sum of exp (so
+the log of the normaliser), the targets' scale, offset and mass, and for dense targets the
+sums their gradient needs. Backward is then one pass per row from the scores and the targets:
+exp again, and the gradient written straight into the caller's array (and, when asked, the
+gradient with respect to dense targets: distillation). It never reads what the output arrays
+held before. Rows are spread over threads above a size threshold.
 
-``exp`` is a range-reduced polynomial (Cephes' expf, about 1 ulp on [-87, 0]) written out so
-that the compiler vectorises it; sums and dot products accumulate in float64, and the kernels
-allow the compiler to reassociate those sums (``fastmath={"reassoc"}``) so that they
-vectorise too: results are deterministic for one build on one machine, not bit-identical
-across CPUs. Used by :class:`python_layers.loss.engine.SoftmaxCrossEntropy` when numba is
-importable; the numpy path computes the same thing.
-
-Row statistics come back in ``stats`` (N, 3) float64: the row's loss (before 1/Z), 1 if the
-row is valid (counted by "valid"), and a bad-input code (1: non-finite scores, 2: a negative
-or non-finite dense target); the caller raises on a bad code.
+Notation: ``a_c = w_c (scale t_c + offset)`` (dense) or ``w_c offset + sum_j coefficient_j
+[c == label_j]`` (label lists, index targets: lists of one, prepared by the engine);
+``mass = sum_c a_c``; the row's loss is ``mass log(total) - sum_c a_c (s_c - max)``.
+Stats also carry 1 if the row is valid (counted by "valid"), and a bad-input code (1:
+non-finite scores, 2: a negative or non-finite dense target); the caller raises on it.
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
-# Idle OpenMP threads spin by default and take the cores from OpenBLAS's threads in the rest
-# of the net (measured: the example conv net ran 25% slower): let them sleep instead. Read by
-# libgomp when numba first starts its threads, after this import.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from .numba_parts import (  # noqa: F401 - threads: for callers that size scratch
+    BAD_SCORES,
+    BAD_TARGETS,
+    FAST,
+    exp_shifted,
+    max_and_check,
+    threads,
+    write_probs,
+)
 
-_LOG2E = np.float32(1.44269504088896341)
-_LN2_HI = np.float32(0.693359375)
-_LN2_LO = np.float32(-2.12194440e-4)
-_FLOOR = np.float32(-87.0)  # exp(-87) ~ 1.6e-38: below it, 0 and the floor differ negligibly
-BAD_SCORES, BAD_TARGETS = 1.0, 2.0
-_FAST = {"reassoc"}  # vectorised float64 sums; never nnan/ninf: the checks rely on nan and inf
-
-
-def threads() -> int:
-    """How many chunks the parallel kernels split the rows into: numba's thread count."""
-    return get_num_threads()
+LOSS, VALID, CODE, MAX, TOTAL, SCALE, OFFSET, MASS, T_SUM, WEIGHTED, DOT_T = range(11)
+N_STATS = 11
 
 
 @njit(inline="always")
-def _max_and_check(s):  # pragma: no cover - numba
-    """(max of s, nan if any value is non-finite else 0): eight partial maxima, vectorised."""
-    n = s.size - s.size % 8
-    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = s[0]
-    for c in range(0, n, 8):
-        m0 = max(m0, s[c])
-        m1 = max(m1, s[c + 1])
-        m2 = max(m2, s[c + 2])
-        m3 = max(m3, s[c + 3])
-        m4 = max(m4, s[c + 4])
-        m5 = max(m5, s[c + 5])
-        m6 = max(m6, s[c + 6])
-        m7 = max(m7, s[c + 7])
-    m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
-    for c in range(n, s.size):
-        m = max(m, s[c])
-    check = np.float32(0.0)
-    for c in range(s.size):  # x - x is 0 for finite x, nan for inf and nan
-        check += s[c] - s[c]
-    return m, check
-
-
-@njit(inline="always")
-def exp_parts(x):  # pragma: no cover - numba
-    """exp(x) for x <= 0 as (poly, bits): exp(x) = poly * 2^n, bits the float32 pattern of 2^n.
-
-    Range reduction x = n ln 2 + z and Cephes' expf polynomial for exp(z): no calls, so loops
-    of it vectorise; the caller multiplies by ``bits`` viewed as float32."""
-    x = max(x, _FLOOR)
-    n = np.float32(math.floor(x * _LOG2E + np.float32(0.5)))
-    z = x - n * _LN2_HI - n * _LN2_LO
-    p = np.float32(1.9875691500e-4)
-    p = p * z + np.float32(1.3981999507e-3)
-    p = p * z + np.float32(8.3334519073e-3)
-    p = p * z + np.float32(4.1665795894e-2)
-    p = p * z + np.float32(1.6666665459e-1)
-    p = p * z + np.float32(5.0000001201e-1)
-    return p * z * z + z + np.float32(1.0), (np.int32(n) + np.int32(127)) << np.int32(23)
-
-
-@njit(inline="always")
-def _exp_shifted(s, m, work, bits):  # pragma: no cover - numba
-    """work = exp(s - m) (float32); returns its sum in float64."""
-    for c in range(s.size):
-        work[c], bits[c] = exp_parts(s[c] - m)
-    exponent = bits.view(np.float32)  # 2^n
-    total = 0.0
-    for c in range(s.size):
-        work[c] *= exponent[c]
-        total += work[c]
-    return total
-
-
-@njit(inline="always")
-def _write_probs(work, total, probs_row):  # pragma: no cover - numba
-    inverse = np.float32(1.0 / total)
-    for c in range(work.size):
-        probs_row[c] = work[c] * inverse
-
-
-@njit(inline="always")
-def _dense_row(r, args, work, bits, stats):  # pragma: no cover - numba
-    """One row with dense targets: ``a_c = w_c (scale t_c + offset)``, scale and offset from
-    the row's own target sum (read here, so targets are read once)."""
-    (scores, targets, weights, weight_sum, eps, normalize, grad_scale, grad, probs,
-     target_scale, target_grad, want_grad, want_probs, want_target_grad) = args  # fmt: skip
-    s, t = scores[r], targets[r]
-    classes = s.size
-    m, check = _max_and_check(s)
-    if not (math.isfinite(m) and check == 0):
-        stats[r, 2] = BAD_SCORES
-        return
-    # 1. The targets' sums and checks (t - t catches inf and nan, t < 0 the negatives).
+def _dense_sums(st, t, weights, weight_sum, eps, normalize):  # pragma: no cover - numba
+    """The targets' sums and checks (t - t catches inf and nan, t < 0 the negatives); scale,
+    offset and mass into ``st``. False on a bad target."""
+    classes = t.size
     t_sum = weighted = 0.0
     negative = 0
     t_check = np.float32(0.0)
@@ -127,119 +52,131 @@ def _dense_row(r, args, work, bits, stats):  # pragma: no cover - numba
         t_check += t[c] - t[c]
         negative += t[c] < 0
     if negative or t_check != 0:
-        stats[r, 2] = BAD_TARGETS
-        return
+        return False
     valid = t_sum > 0
-    stats[r, 1] = 1.0 if valid else 0.0
     scale = ((1.0 - eps) / t_sum if normalize else 1.0 - eps) if valid else 0.0
     offset = eps / classes if valid else 0.0
-    mass = scale * weighted + offset * weight_sum
-    # 2. exp, the sums and the loss: sum_c a_c (s_c - m) = scale D_t + offset D_w.
-    total = _exp_shifted(s, m, work, bits)
-    dot_t = dot_w = 0.0
-    for c in range(classes):
-        shifted = weights[c] * (s[c] - m)
-        dot_t += t[c] * shifted
-        dot_w += shifted
-    log_total = math.log(total)
-    stats[r, 0] = mass * log_total - (scale * dot_t + offset * dot_w)
-    if want_probs:
-        _write_probs(work, total, probs[r])
-    # 3. d loss / d s = grad_scale (mass p - a), written in place.
-    if want_grad:
-        coefficient = np.float32(grad_scale * mass / total)
-        g_scale, g_offset = np.float32(grad_scale * scale), np.float32(grad_scale * offset)
-        g = grad[r]
-        for c in range(classes):
-            g[c] = coefficient * work[c] - weights[c] * (g_scale * t[c] + g_offset)
-    # 4. d loss / d raw t_c = (1-eps) w_c (log_total - (s_c - m)) through t / sum(t).
-    if want_target_grad:
-        tg = target_grad[r]
-        if not valid:
-            for c in range(classes):
-                tg[c] = np.float32(0.0)
-            return
-        base = target_scale * (1.0 - eps)  # loss weight / Z, (1 - eps)
-        if normalize:  # (g_c - sum_i g_i t_i / T) / T
-            projection = base * (weighted * log_total - dot_t) / t_sum
-            g_scale, g_shift = np.float32(base / t_sum), np.float32(projection / t_sum)
-        else:
-            g_scale, g_shift = np.float32(base), np.float32(0.0)
-        log_total32 = np.float32(log_total)
-        for c in range(classes):
-            tg[c] = g_scale * weights[c] * (log_total32 - (s[c] - m)) - g_shift
+    st[VALID], st[SCALE], st[OFFSET] = (1.0 if valid else 0.0), scale, offset
+    st[MASS] = scale * weighted + offset * weight_sum
+    st[T_SUM], st[WEIGHTED] = t_sum, weighted
+    return True
 
 
 @njit(inline="always")
-def _sparse_row(r, args, work, bits, stats):  # pragma: no cover - numba
-    """One row with labels (N, K): ``a_c = w_c offset + sum_j [c == labels_j] coefficient_j``,
-    offset, coefficients and mass prepared by the caller."""
-    (scores, labels, coefficients, offset, mass, weights, grad_scale, grad, probs,
-     want_grad, want_probs) = args  # fmt: skip
-    s = scores[r]
-    m, check = _max_and_check(s)
+def _forward_row(r, args, work, bits, stats):  # pragma: no cover - numba
+    """One row's loss (before 1/Z) and what backward needs; p when asked."""
+    (scores, dense, targets, labels, coefficients, offsets, masses, weights, weight_sum, eps,
+     normalize, probs, want_probs) = args  # fmt: skip
+    s, st = scores[r], stats[r]
+    m, check = max_and_check(s)
     if not (math.isfinite(m) and check == 0):
-        stats[r, 2] = BAD_SCORES
+        st[CODE] = BAD_SCORES
         return
-    total = _exp_shifted(s, m, work, bits)
-    dot = 0.0
-    if offset[r] != 0:  # label smoothing: a_c includes w_c offset for every class
+    if dense:
+        if not _dense_sums(st, targets[r], weights, weight_sum, eps, normalize):
+            st[CODE] = BAD_TARGETS
+            return
+    else:
+        st[OFFSET], st[MASS] = offsets[r], masses[r]
+    total = exp_shifted(s, m, work, bits)
+    dot_w = dot_t = 0.0  # sum_c w_c (s_c - m) and sum_c w_c t_c (s_c - m)
+    if dense:
+        t = targets[r]
         for c in range(s.size):
-            dot += weights[c] * (s[c] - m)
-        dot *= offset[r]
-    for j in range(labels.shape[1]):
-        if coefficients[r, j] != 0:
-            dot += coefficients[r, j] * (s[labels[r, j]] - m)
-    stats[r, 0] = mass[r] * math.log(total) - dot
+            shifted = weights[c] * (s[c] - m)
+            dot_t += t[c] * shifted
+            dot_w += shifted
+    elif st[OFFSET] != 0:  # label smoothing: a_c includes w_c offset for every class
+        for c in range(s.size):
+            dot_w += weights[c] * (s[c] - m)
+    dot = st[SCALE] * dot_t + st[OFFSET] * dot_w
+    if not dense:
+        for j in range(labels.shape[1]):
+            if coefficients[r, j] != 0:
+                dot += coefficients[r, j] * (s[labels[r, j]] - m)
+    st[LOSS] = st[MASS] * math.log(total) - dot
+    st[MAX], st[TOTAL], st[DOT_T] = m, total, dot_t
     if want_probs:
-        _write_probs(work, total, probs[r])
+        write_probs(work, total, probs[r])
+
+
+@njit(inline="always")
+def _backward_row(r, args, work, bits, stats):  # pragma: no cover - numba
+    """d loss / d s = grad_scale (mass p - a) (grad_scale includes 1/Z) and, for dense targets,
+    d loss / d raw t_c = target_scale (1-eps) w_c (log_total - (s_c - m)) through t / sum(t)."""
+    (scores, dense, targets, labels, coefficients, weights, eps, normalize, grad_scale, grad,
+     target_scale, target_grad, want_grad, want_target_grad) = args  # fmt: skip
+    s, st = scores[r], stats[r]
+    m = np.float32(st[MAX])
     if want_grad:
-        coefficient = np.float32(grad_scale * mass[r] / total)
-        g_offset = np.float32(grad_scale * offset[r])
+        total = exp_shifted(s, m, work, bits)  # as forward's: the same bits
+        coefficient = np.float32(grad_scale * st[MASS] / total)
+        g_scale, g_offset = np.float32(grad_scale * st[SCALE]), np.float32(grad_scale * st[OFFSET])
         g = grad[r]
+        if dense:
+            t = targets[r]
+            for c in range(s.size):
+                g[c] = coefficient * work[c] - weights[c] * (g_scale * t[c] + g_offset)
+        else:
+            for c in range(s.size):
+                g[c] = coefficient * work[c] - g_offset * weights[c]
+            for j in range(labels.shape[1]):  # one at a time: a class listed twice counts twice
+                g[labels[r, j]] -= np.float32(grad_scale) * coefficients[r, j]
+    if want_target_grad:
+        tg = target_grad[r]
+        if st[VALID] == 0:
+            for c in range(s.size):
+                tg[c] = np.float32(0.0)
+            return
+        base = target_scale * (1.0 - eps)  # loss weight / Z, (1 - eps)
+        log_total, t_sum = math.log(st[TOTAL]), st[T_SUM]
+        if normalize:  # (g_c - sum_i g_i t_i / T) / T
+            projection = base * (st[WEIGHTED] * log_total - st[DOT_T]) / t_sum
+            t_scale, t_shift = np.float32(base / t_sum), np.float32(projection / t_sum)
+        else:
+            t_scale, t_shift = np.float32(base), np.float32(0.0)
+        log_total32 = np.float32(log_total)
         for c in range(s.size):
-            g[c] = coefficient * work[c] - g_offset * weights[c]
-        for j in range(labels.shape[1]):  # one at a time: a class listed twice counts twice
-            g[labels[r, j]] -= np.float32(grad_scale) * coefficients[r, j]
+            tg[c] = t_scale * weights[c] * (log_total32 - (s[c] - m)) - t_shift
 
 
 # Each driver runs rows in order (serial) or in one contiguous chunk per scratch row, chunks
 # over numba's threads (parallel); the row functions are inlined into each.
-@njit(cache=True, fastmath=_FAST)
-def dense_serial(args, work, bits, stats):  # pragma: no cover - numba
+@njit(cache=True, fastmath=FAST)
+def forward_serial(args, work, bits, stats):  # pragma: no cover - numba
     for r in range(stats.shape[0]):
-        _dense_row(r, args, work[0], bits[0], stats)
+        _forward_row(r, args, work[0], bits[0], stats)
 
 
-@njit(parallel=True, cache=True, fastmath=_FAST)
-def dense_parallel(args, work, bits, stats):  # pragma: no cover - numba
+@njit(parallel=True, cache=True, fastmath=FAST)
+def forward_parallel(args, work, bits, stats):  # pragma: no cover - numba
     rows, chunks = stats.shape[0], work.shape[0]
     step = (rows + chunks - 1) // chunks
     for chunk in prange(chunks):
         for r in range(chunk * step, min(rows, (chunk + 1) * step)):
-            _dense_row(r, args, work[chunk], bits[chunk], stats)
+            _forward_row(r, args, work[chunk], bits[chunk], stats)
 
 
-@njit(cache=True, fastmath=_FAST)
-def sparse_serial(args, work, bits, stats):  # pragma: no cover - numba
+@njit(cache=True, fastmath=FAST)
+def backward_serial(args, work, bits, stats):  # pragma: no cover - numba
     for r in range(stats.shape[0]):
-        _sparse_row(r, args, work[0], bits[0], stats)
+        _backward_row(r, args, work[0], bits[0], stats)
 
 
-@njit(parallel=True, cache=True, fastmath=_FAST)
-def sparse_parallel(args, work, bits, stats):  # pragma: no cover - numba
+@njit(parallel=True, cache=True, fastmath=FAST)
+def backward_parallel(args, work, bits, stats):  # pragma: no cover - numba
     rows, chunks = stats.shape[0], work.shape[0]
     step = (rows + chunks - 1) // chunks
     for chunk in prange(chunks):
         for r in range(chunk * step, min(rows, (chunk + 1) * step)):
-            _sparse_row(r, args, work[chunk], bits[chunk], stats)
+            _backward_row(r, args, work[chunk], bits[chunk], stats)
 
 
 @njit(cache=True)
 def prepare_lists(
     labels, weights, weighted, class_weights, eps, normalize, codes, coefficients, offset, mass
 ):  # pragma: no cover - numba
-    """Label lists (N, K) to what :func:`_sparse_row` reads, in one pass (the numpy engine's
+    """Label lists (N, K) to what :func:`_forward_row` reads, in one pass (the numpy engine's
     ``_label_list_positions`` computes the same with a few dozen numpy calls).
 
     ``codes``: the classes (0 for padding); ``coefficients``: ``w_c scale w_j`` (0 for
@@ -287,4 +224,3 @@ def summarise(stats):  # pragma: no cover - numba
             return 0.0, 0.0, r, stats[r, 2]
         loss += stats[r, 0]
         valid += stats[r, 1]
-    return loss, valid, -1, 0.0

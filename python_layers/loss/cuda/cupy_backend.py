@@ -16,7 +16,6 @@ KERNEL_NAMES = (
     "finish",
     "outputs_block",
     "outputs_thread",
-    "scale_floats",
     "fill_floats",
 )
 

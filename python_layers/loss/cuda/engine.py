@@ -1,9 +1,10 @@
 """The loss on device memory: :file:`kernels.cu` launched through a backend.
 
 The engine takes device addresses (Caffe's ``_gpu_data_ptr`` / ``_gpu_diff_ptr``), so the
-scores never leave the GPU: three kernel launches per call and one read of five doubles
-(the loss and a bad-input code), which is also where the call waits for the GPU. The math is
-:mod:`python_layers.loss.engine`'s; on bad input nothing is written and
+scores never leave the GPU: forward is two kernel launches (three with the probabilities) and
+one read of four doubles (the loss and a bad-input code), which is also where it waits for the
+GPU; backward is one launch, from the inputs and the per-position statistics forward kept.
+The math is :mod:`python_layers.loss.engine`'s; on bad input nothing is written and
 :class:`DeviceInputError` is raised, so that the caller can word the error with the CPU
 engine's checks (the same message as on the CPU).
 
@@ -22,8 +23,8 @@ from ..layout import Layout
 from ..options import DEFAULT_OPTIONS, Options
 
 KERNELS = Path(__file__).with_name("kernels.cu")
-N_STATS, N_PARTS, N_STATUS = 8, 3, 5  # doubles per position / per position / in the status
-R_LOSS, R_BAD, R_BAD_AT = 0, 3, 4  # status entries read by the host
+N_STATS, N_PARTS, N_STATUS = 8, 3, 4  # doubles per position / per position / in the status
+R_LOSS, R_BAD, R_BAD_AT = 0, 2, 3  # status entries read by the host
 BAD_SCORES, BAD_TARGETS = 1, 2
 Z_MODES = {"full": 0, "valid": 1, "batch_size": 2, "none": 3}
 Z_WEIGHTED = 4  # index targets with class weights, "valid": Z = sum of the labels' weights
@@ -107,6 +108,53 @@ class DeviceSoftmaxCrossEntropy:
         threads = self.backend.position_threads
         return "thread", -(-layout.positions // threads), threads
 
+    def forward(
+        self,
+        scores: int,
+        targets: int,
+        layout: Layout,
+        *,
+        label_weights: int = 0,
+        probs_out: int = 0,
+        loss_out: int = 0,
+    ) -> tuple[float, tuple]:
+        """The loss, and p into ``probs_out``; ``loss_out`` receives the loss as a float32
+        (Caffe's top blob). Returns what :meth:`backward` needs (the per-position statistics
+        stay in this engine's buffers until the next forward). Raises
+        :class:`DeviceInputError` before writing."""
+        inputs = (scores, targets, layout, label_weights)
+        key = ("forward", *inputs, probs_out, loss_out)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._forward_plan(*inputs, probs_out, loss_out)
+        for kernel, blocks, threads, args in plan:
+            self.backend.launch(kernel, blocks, threads, args)
+        result = self.backend.read(self._buffers["status"][0][:N_STATUS])  # waits for the GPU
+        if result[R_BAD]:
+            raise DeviceInputError(int(result[R_BAD]), int(result[R_BAD_AT]))
+        return float(result[R_LOSS]), inputs
+
+    def backward(
+        self,
+        saved: tuple,
+        *,
+        grad_out: int = 0,
+        grad_scale: float = 1.0,
+        target_grad_out: int = 0,
+        label_weight_grad_out: int = 0,
+        target_grad_scale: float = 1.0,
+    ) -> None:
+        """Gradients from the inputs :meth:`forward` had and its statistics (device addresses,
+        0: not wanted): ``target_grad_out`` for dense targets, ``label_weight_grad_out`` for
+        label lists with weights, both scaled by ``target_grad_scale``."""
+        outputs = (grad_out, grad_scale, target_grad_out, label_weight_grad_out)
+        key = ("backward", *saved, *outputs, target_grad_scale)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._backward_plan(*saved, *outputs, target_grad_scale)
+        for kernel, blocks, threads, args in plan:
+            self.backend.launch(kernel, blocks, threads, args)
+
     def __call__(
         self,
         scores: int,
@@ -122,64 +170,63 @@ class DeviceSoftmaxCrossEntropy:
         target_grad_scale: float = 1.0,
         loss_out: int = 0,
     ) -> float:
-        """The loss; the outputs as in engine.py, given as device addresses (0: not wanted).
+        """:meth:`forward`, then :meth:`backward` when a gradient is asked for."""
+        loss, saved = self.forward(
+            scores,
+            targets,
+            layout,
+            label_weights=label_weights,
+            probs_out=probs_out,
+            loss_out=loss_out,
+        )
+        if grad_out or target_grad_out or label_weight_grad_out:
+            self.backward(
+                saved,
+                grad_out=grad_out,
+                grad_scale=grad_scale,
+                target_grad_out=target_grad_out,
+                label_weight_grad_out=label_weight_grad_out,
+                target_grad_scale=target_grad_scale,
+            )
+        return loss
 
-        ``target_grad_out`` is for dense targets, ``label_weight_grad_out`` for label lists
-        with weights (both scaled by ``target_grad_scale``); ``loss_out`` receives the loss
-        as a float32 (Caffe's top blob). Raises :class:`DeviceInputError` before writing.
-        """
-        key = (scores, targets, layout, label_weights, grad_out, grad_scale, probs_out)
-        key += (target_grad_out, label_weight_grad_out, target_grad_scale, loss_out)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plans[key] = self._plan(*key)
-        for kernel, blocks, threads, args in plan:
-            self.backend.launch(kernel, blocks, threads, args)
-        result = self.backend.read(self._buffers["status"][0][:N_STATUS])  # waits for the GPU
-        if result[R_BAD]:
-            raise DeviceInputError(int(result[R_BAD]), int(result[R_BAD_AT]))
-        return float(result[R_LOSS])
-
-    def _plan(
-        self,
-        scores,
-        targets,
-        layout,
-        label_weights,
-        grad_out,
-        grad_scale,
-        probs_out,
-        target_grad_out,
-        label_weight_grad_out,
-        target_grad_scale,
-        loss_out,
-    ) -> list[tuple[str, int, int, tuple]]:
-        """The launches (kernel, blocks, threads, arguments) of one call."""
-        plan = []
-        o, positions, width = self.options, layout.positions, layout.labels_per_row
+    def _common(self, scores, targets, layout, label_weights) -> tuple:
+        """The arguments both per-position kernels take first."""
         kind = DENSE if layout.target_kind == "dense" else SPARSE
-        if target_grad_out and kind != DENSE:
-            raise ValueError("target_grad_out is for dense targets")
-        if label_weight_grad_out and not (layout.target_kind == "labels" and label_weights):
-            raise ValueError("label_weight_grad_out is for label lists with label weights")
+        weights = _u64(self._weights[1] if self._weights else 0)
+        return (
+            *(_u64(scores), _u64(targets), _u64(label_weights), weights),
+            *(np.int64(layout.positions), np.int64(layout.classes), np.int64(layout.inner)),
+            *(np.int64(layout.labels_per_row), np.int64(kind)),
+        )
+
+    def _outputs(self, common, layout, grad_scale, target_scale, outputs) -> tuple:
+        """The outputs kernel's launch; ``outputs``: grad, probs, target_grad, weight_grad."""
+        suffix, blocks, threads = self._shape(layout)
+        o, buffers = self.options, self._buffers
+        args = (
+            *(*common, np.int64(o.normalize_targets), np.float64(o.label_smoothing)),
+            *(_u64(buffers[name][1]) for name in ("stats", "codes", "coefs", "status")),
+            *(np.float64(grad_scale), np.float64(target_scale), *map(_u64, outputs)),
+        )
+        return (f"outputs_{suffix}", blocks, threads, args)
+
+    def _forward_plan(self, scores, targets, layout, label_weights, probs_out, loss_out) -> list:
+        """The launches (kernel, blocks, threads, arguments) of one forward."""
+        o, positions, width = self.options, layout.positions, layout.labels_per_row
         has_pad = layout.target_kind == "labels" or o.ignore_label is not None
         pad = -1 if layout.target_kind == "labels" else (o.ignore_label or 0)
-        sparse_count = positions * width if kind == SPARSE else 1
+        sparse_count = positions * width if layout.target_kind != "dense" else 1
         stats = self._buffer("stats", positions * N_STATS, np.float64)
         codes = self._buffer("codes", sparse_count, np.int32)
         coefs = self._buffer("coefs", sparse_count, np.float32)
         parts = self._buffer("parts", positions * N_PARTS, np.float64)
         status = self._buffer("status", N_STATUS, np.float64)
-        weights = _u64(self._weights[1] if self._weights else 0)
         eps, normalize = np.float64(o.label_smoothing), np.int64(o.normalize_targets)
-        common = (
-            *(_u64(scores), _u64(targets), _u64(label_weights), weights, np.int64(positions)),
-            *(np.int64(layout.classes), np.int64(layout.inner), np.int64(width), np.int64(kind)),
-        )
+        common = self._common(scores, targets, layout, label_weights)
         suffix, blocks, threads = self._shape(layout)
         z_mode = self._z_mode(layout)
-        # 1. per-position statistics
-        plan.append(
+        plan = [  # 1. per-position statistics; 2. the loss and Z, in one block
             (
                 f"stats_{suffix}",
                 blocks,
@@ -190,40 +237,32 @@ class DeviceSoftmaxCrossEntropy:
                     *(np.float64(self._weight_sum(layout.classes)), _u64(stats), _u64(codes)),
                     *(_u64(coefs), _u64(parts)),
                 ),
-            )
-        )
-        # 2. the loss, Z and the scales, in one block
-        plan.append(
+            ),
             (
                 "finish",
                 1,
                 self.backend.block_threads,
                 (
                     *(_u64(parts), np.int64(positions), np.int64(layout.outer), np.int64(z_mode)),
-                    *(np.float64(grad_scale), np.float64(target_grad_scale), _u64(status)),
-                    _u64(loss_out),
+                    *(_u64(status), _u64(loss_out)),
                 ),
-            )
-        )
-        # 3. what the caller asked for (skipped on the device when the input was bad)
-        if grad_out or probs_out or target_grad_out or label_weight_grad_out:
-            plan.append(
-                (
-                    f"outputs_{suffix}",
-                    blocks,
-                    threads,
-                    (
-                        *(*common, normalize, eps, _u64(stats), _u64(codes), _u64(coefs)),
-                        *(_u64(status), _u64(grad_out), _u64(probs_out), _u64(target_grad_out)),
-                        _u64(label_weight_grad_out),
-                    ),
-                )
-            )
+            ),
+        ]
+        if probs_out:  # 3. p (skipped on the device when the input was bad)
+            plan.append(self._outputs(common, layout, 0.0, 0.0, (0, probs_out, 0, 0)))
         return plan
 
-    def scale(self, address: int, count: int, factor: float) -> None:
-        """``data[:count] *= factor`` on the device (a gradient written with another weight)."""
-        self._elementwise("scale_floats", address, count, factor)
+    def _backward_plan(
+        self, scores, targets, layout, label_weights, grad_out, grad_scale, target_grad_out,
+        label_weight_grad_out, target_grad_scale,
+    ) -> list:  # fmt: skip
+        if target_grad_out and layout.target_kind != "dense":
+            raise ValueError("target_grad_out is for dense targets")
+        if label_weight_grad_out and not (layout.target_kind == "labels" and label_weights):
+            raise ValueError("label_weight_grad_out is for label lists with label weights")
+        common = self._common(scores, targets, layout, label_weights)
+        outputs = (grad_out, 0, target_grad_out, label_weight_grad_out)
+        return [self._outputs(common, layout, grad_scale, target_grad_scale, outputs)]
 
     def fill(self, address: int, count: int, value: float) -> None:
         """``data[:count] = value`` on the device (zero gradients)."""

@@ -1,13 +1,15 @@
 // Softmax cross-entropy on device memory: the same math as python_layers/loss/engine.py.
 //
 // Scores are viewed as (outer, C, inner); a position is one (outer, inner) pair and its C
-// scores lie `inner` apart. Three kernels per call, all on the stream Caffe uses:
-//   1. position_stats: per position, the max, log sum exp, the targets' sums and
+// scores lie `inner` apart. Three kernels, all on the stream Caffe uses:
+//   1. position_stats (forward): per position, the max, log sum exp, the targets' sums and
 //      coefficients, the loss term and Z's share, and whether the inputs there are bad;
-//   2. finish: one block sums those in a fixed order (deterministic), writes the loss
-//      (into Caffe's top blob too) and the scales grad_scale / Z and target_scale / Z;
-//   3. position_outputs: gradient, probabilities, targets' gradient; it writes nothing when
-//      finish found bad input, so that bad input leaves every output as it was.
+//   2. finish (forward): one block sums those in a fixed order (deterministic), writes the
+//      loss (into Caffe's top blob too) and 1 / Z;
+//   3. position_outputs: probabilities (forward); in backward, from the scores, the targets
+//      and what forward kept (never from what the outputs held), the gradient and the
+//      targets' gradient. It writes nothing when finish found bad input, so that bad input
+//      leaves every output as it was.
 // Each per-position kernel comes in two shapes: a block per position (large C: the block's
 // threads share the classes and reduce in shared memory) and a thread per position (small C,
 // or positions along `inner`, where neighbouring threads read neighbouring scores).
@@ -35,8 +37,8 @@ enum Bad { GOOD = 0, BAD_SCORES = 1, BAD_TARGETS = 2 };
 enum Stat { S_MAX, S_LOG_SUM, S_MASS, S_SCALE, S_OFFSET, S_SUM_T, S_SUM_WT, S_SUM_WTS, N_STATS };
 // Per-position partial results for finish (doubles): loss term, Z's share, bad code.
 enum Part { P_LOSS, P_Z, P_BAD, N_PARTS };
-// finish's results (doubles): loss, grad_scale / Z, target_scale / Z, bad code, bad position.
-enum Status { R_LOSS, R_GRAD, R_TARGET, R_BAD, R_BAD_AT, N_STATUS };
+// finish's results (doubles): loss, 1 / Z, bad code, bad position.
+enum Status { R_LOSS, R_INV_Z, R_BAD, R_BAD_AT, N_STATUS };
 
 // --- Block reductions and teams (the threads that share one position) ----------------------
 enum Reduce { SUM, MIN, MAX };
@@ -202,8 +204,7 @@ extern "C" __global__ void stats_thread(STATS_PARAMS) {
 
 // --- 2. Loss, Z and the scales: one block, a fixed summation order ---------------------------
 extern "C" __global__ void finish(
-    u64 parts_, i64 positions, i64 outer, i64 z_mode, double grad_scale, double target_scale,
-    u64 status_, u64 loss_out) {
+    u64 parts_, i64 positions, i64 outer, i64 z_mode, u64 status_, u64 loss_out) {
   __shared__ double shared[MAX_THREADS];
   const double* parts = (const double*)parts_;
   double* status = (double*)status_;
@@ -229,8 +230,7 @@ extern "C" __global__ void finish(
   if (z_mode != Z_WEIGHTED) z = fmax(1.0, z);
   loss /= z;
   status[R_LOSS] = loss;
-  status[R_GRAD] = grad_scale / z;
-  status[R_TARGET] = target_scale / z;
+  status[R_INV_Z] = 1.0 / z;
   status[R_BAD] = first_bad < positions ? parts[(i64)first_bad * N_PARTS + P_BAD] : GOOD;
   status[R_BAD_AT] = first_bad;
   if (loss_out && first_bad >= positions) *(float*)loss_out = (float)loss;
@@ -241,8 +241,8 @@ template <bool BLOCK>
 __device__ void position_outputs(
     i64 pos, const float* s, const float* t, const float* lw, const float* w, i64 classes,
     i64 inner, i64 width, i64 kind, i64 normalize, double eps, const double* stats,
-    const int* codes, const float* coefs, const double* status, float* grad, float* probs,
-    float* target_grad, float* weight_grad) {
+    const int* codes, const float* coefs, const double* status, double grad_scale,
+    double target_scale, float* grad, float* probs, float* target_grad, float* weight_grad) {
   typedef Team<BLOCK> T;
   const Position p(pos, classes, inner);
   const double* st = stats + pos * N_STATS;
@@ -250,8 +250,9 @@ __device__ void position_outputs(
   const double log_sum = st[S_LOG_SUM], sum_t = st[S_SUM_T];
   const double sum_exp = exp(log_sum);
   const float inverse = (float)(1.0 / sum_exp);  // 1 / sum exp, as engine.py's float32
-  const float g = (float)status[R_GRAD], tg = (float)status[R_TARGET];
-  const float grad_mass = (float)(status[R_GRAD] * st[S_MASS] / sum_exp);
+  const double grad_z = grad_scale * status[R_INV_Z];  // loss weight / Z
+  const float g = (float)grad_z, tg = (float)(target_scale * status[R_INV_Z]);
+  const float grad_mass = (float)(grad_z * st[S_MASS] / sum_exp);
   const float scale = (float)st[S_SCALE], offset = (float)st[S_OFFSET];
   // d loss / d normalised targets, projected through t / sum(t) (dense targets)
   const double projection = sum_t > 0.0 ? (log_sum * st[S_SUM_WT] - st[S_SUM_WTS]) / sum_t : 0.0;
@@ -304,12 +305,14 @@ __device__ void position_outputs(
 #define OUTPUT_PARAMS                                                                        \
   u64 scores, u64 targets, u64 label_weights, u64 class_weights, i64 positions, i64 classes, \
       i64 inner, i64 width, i64 kind, i64 normalize, double eps, u64 stats, u64 codes,       \
-      u64 coefs, u64 status, u64 grad, u64 probs, u64 target_grad, u64 weight_grad
+      u64 coefs, u64 status, double grad_scale, double target_scale, u64 grad, u64 probs,    \
+      u64 target_grad, u64 weight_grad
 #define OUTPUT_ARGS                                                                          \
   (const float*)scores, (const float*)targets, (const float*)label_weights,                  \
       (const float*)class_weights, classes, inner, width, kind, normalize, eps,              \
       (const double*)stats, (const int*)codes, (const float*)coefs, (const double*)status,   \
-      (float*)grad, (float*)probs, (float*)target_grad, (float*)weight_grad
+      grad_scale, target_scale, (float*)grad, (float*)probs, (float*)target_grad,            \
+      (float*)weight_grad
 
 extern "C" __global__ void outputs_block(OUTPUT_PARAMS) {
   if (((const double*)status)[R_BAD] != GOOD) return;  // bad input: write nothing
@@ -322,12 +325,7 @@ extern "C" __global__ void outputs_thread(OUTPUT_PARAMS) {
   if (pos < positions) position_outputs<false>(pos, OUTPUT_ARGS);
 }
 
-// --- Small helpers for the layer's other writes (rescaling, zeros) --------------------------
-extern "C" __global__ void scale_floats(u64 data, i64 count, double factor) {
-  const i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < count) ((float*)data)[i] *= (float)factor;
-}
-
+// --- A small helper for the layer's other writes (zeros) --------------------------
 extern "C" __global__ void fill_floats(u64 data, i64 count, double value) {
   const i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
   if (i < count) ((float*)data)[i] = (float)value;
