@@ -281,34 +281,18 @@ def doc_blocks(name: str, language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", text, re.S)
 
 
-@pytest.mark.parametrize("name", ["tools.md", "debian.md"])
-def test_prototxt_in_the_docs_parses(caffe, name):
-    from caffe.proto import caffe_pb2
-    from google.protobuf import text_format
-
-    for block in doc_blocks(name, "prototxt"):
-        message = caffe_pb2.LayerParameter() if block.startswith("layer {") else None
-        if message is not None:  # one layer: parse its body as a LayerParameter
-            text_format.Parse(block.strip()[len("layer {") : -1], message)
-            assert message.type
-        else:
-            text_format.Parse(block, caffe_pb2.NetParameter())
-
-
-def test_the_docs_python_and_deploy_command_run_as_written(model, tmp_path, monkeypatch):
-    """docs/tools.md's snippet and `multilabel-deploy` line, in a folder laid out as it says."""
+def test_the_docs_deploy_command_runs_as_written(model, tmp_path, monkeypatch):
+    """docs/tools.md's `multilabel-deploy` line, in a folder laid out as it says (its Python
+    and prototxt are run and parsed by test_docs.py)."""
     folder, _ = model
     work = tmp_path / "work"
     work.mkdir()
     (work / "train_val.prototxt").write_text((folder / "train_val.prototxt").read_text())
-    (work / "model.caffemodel").write_bytes((folder / "bands.caffemodel").read_bytes())
     monkeypatch.chdir(work)
     (command,) = [b for b in doc_blocks("tools.md", "sh") if "multilabel-deploy" in b]
     tool = Path(sys.prefix) / "bin" / "multilabel-deploy"
     args = shlex.split(command.strip())
     assert args[0] == "multilabel-deploy"
     subprocess.run([str(tool), *args[1:]], check=True)
-    (snippet,) = doc_blocks("tools.md", "python")
-    printed = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True)
-    assert printed.returncode == 0, printed.stderr
-    assert printed.stdout.strip() == "(2, 3)"
+    net = (work / "deploy.prototxt").read_text()
+    assert 'name: "input"' in net and 'top: "data"' in net

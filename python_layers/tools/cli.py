@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,9 @@ class UsageError(Exception):
 
 
 def run(name: str, main: Callable[[Sequence[str] | None], int], argv=None) -> int:
-    """``main(argv)``, turning a UsageError, ValueError or missing file into a one-line error."""
+    """``main(argv)``, turning a UsageError, ValueError or missing file into a one-line error.
+    Caffe's INFO and WARNING log lines are kept out (``GLOG_minloglevel``, unless set)."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # read when pycaffe loads glog
     try:
         return main(argv)
     except (UsageError, ValueError, FileNotFoundError) as why:
