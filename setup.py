@@ -21,8 +21,11 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            f"multilabel-{name}=python_layers.tools.{name}:console"
-            for name in ("lists", "deploy", "evaluate", "predict", "caffe")
+            *(
+                f"multilabel-{name}=python_layers.tools.{name}:console"
+                for name in ("lists", "deploy", "evaluate", "predict")
+            ),
+            "multilabel-caffe=python_layers.tools.caffe_tool:console",
         ]
     },
 )

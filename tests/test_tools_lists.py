@@ -266,12 +266,12 @@ def test_voc_bad_xml_names_file_and_line(tmp_path, capsys):
     assert f"{tmp_path / 'Annotations' / '1.xml'}:3: not XML" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["lists", "deploy", "evaluate", "predict", "caffe"])
+@pytest.mark.parametrize("command", ["lists", "deploy", "evaluate", "predict", "caffe_tool"])
 def test_help_and_usage_exit_codes(command):
     module = f"python_layers.tools.{command}"
     done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "multilabel-" in done.stdout, done.stderr
-    if command != "caffe":
+    if command != "caffe_tool":
         bad = subprocess.run([sys.executable, "-m", module], capture_output=True, text=True)
         assert bad.returncode == 2 and "error:" in bad.stderr
 

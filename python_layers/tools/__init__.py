@@ -5,5 +5,6 @@
 - :mod:`~python_layers.tools.deploy`: a deploy prototxt from a train prototxt;
 - :mod:`~python_layers.tools.evaluate`: a trained model on a list file -> metrics (JSON, PNG);
 - :mod:`~python_layers.tools.predict`: images -> tags with names and probabilities;
-- :mod:`~python_layers.tools.caffe`: the distribution's ``caffe`` tool with these layers.
+- :mod:`~python_layers.tools.caffe_tool` (``multilabel-caffe``): the distribution's ``caffe``
+  tool with these layers.
 """

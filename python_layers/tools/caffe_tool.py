@@ -35,8 +35,8 @@ def tool() -> str:
     found = os.environ.get("CAFFE_BIN") or shutil.which("caffe")
     if not found or not os.access(found, os.X_OK):
         raise SystemExit(
-            "multilabel-caffe: error: no `caffe` tool on PATH (Debian/Ubuntu: apt install caffe-cpu"
-            " or caffe; or set CAFFE_BIN to its path)"
+            "multilabel-caffe: error: no `caffe` tool on PATH (Debian: apt-get install caffe; "
+            "Ubuntu: caffe-cpu; or set CAFFE_BIN to its path)"
         )
     return found
 
