@@ -15,7 +15,7 @@ setup(
     install_requires=["numpy>=1.26", "protobuf>=3.20", "six", "tqdm>=4.50"],
     extras_require={
         "fast": ["numba>=0.60"],
-        "images": ["pillow>=8.1"],  # Debian 11 has 8.1 (no Image.Resampling: handled)
+        "images": ["pillow>=9.1"],  # Image.Resampling (Debian 11 has 8.1: the venv gets a newer)
         "plots": ["matplotlib>=3.3"],  # evaluate --plot
         "gpu": ["cupy-cuda13x>=13.6"],  # the GPU engine (CUDA 13 driver, the GPU build of Caffe)
     },

@@ -56,34 +56,67 @@ def _list_line(path: str) -> str:
     return path + "\n"
 
 
+def _scan(source: str | Path) -> tuple[int, int, bool]:
+    """(images, most labels on a line, whether any label has a weight) of a list file."""
+    count, widest, weighted = 0, 1, False
+    with open(source, encoding="utf-8-sig") as handle:
+        for line in handle:
+            tokens = line.split("#", 1)[0].split()
+            if tokens:
+                count += 1
+                widest = max(widest, len(tokens) - 1)
+                weighted = weighted or any(":" in token for token in tokens[1:])
+    return count, widest, weighted
+
+
+def list_batches(
+    source: str | Path, transform: Transform, classes: int, batch_size: int = 32, workers: int = 2
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(data (b, C, H, W), relevance (b, classes) bool) batches of a list file, in order: what
+    the data layer gives in the TEST phase (its parser, its transform, its errors). A class is
+    relevant when listed with a weight > 0."""
+    import caffe
+
+    from .metrics import relevance_from_labels
+
+    count, widest, weighted = _scan(source)
+    if not count:
+        return
+    batch = min(batch_size, count)
+    params = dict(transform_params(transform), source=str(source), classes=classes)
+    params.update(max_labels=widest, batch_size=batch, workers=workers)
+    tops = 'top: "data" top: "labels"' + (' top: "label_weights"' if weighted else "")
+    with tempfile.TemporaryDirectory(prefix="preprocess-") as folder:
+        net_path = os.path.join(folder, "images.prototxt")
+        with open(net_path, "w", encoding="utf-8") as handle:
+            handle.write(
+                f'layer {{ name: "image_data" type: "Python" {tops} '
+                'python_param { module: "python_layers.multilabel_data" '
+                'layer: "MultiLabelImageDataLayer" '
+                f"param_str: {json.dumps(json.dumps(params))} }} }}\n"
+            )
+        net = caffe.Net(net_path, caffe.TEST)
+    for start in range(0, count, batch):
+        net.forward()
+        size = min(batch, count - start)
+        weights = net.blobs["label_weights"].data[:size] if weighted else None
+        relevant = relevance_from_labels(net.blobs["labels"].data[:size], classes, weights)
+        yield net.blobs["data"].data[:size].copy(), relevant
+
+
 def preprocess_batches(
     paths: Sequence[str], transform: Transform, batch_size: int = 32, workers: int = 2
 ) -> Iterator[np.ndarray]:
     """(b, C, H, W) float32 batches of ``paths`` (b <= batch_size, in order), as the data layer
     gives them in the TEST phase."""
-    import caffe
-
-    params = transform_params(transform)
     if not paths:
         return
-    with tempfile.TemporaryDirectory(prefix="preprocess-") as folder:
+    with tempfile.TemporaryDirectory(prefix="images-") as folder:
         source = os.path.join(folder, "images.txt")
         with open(source, "w", encoding="utf-8") as handle:
             handle.writelines(_list_line(str(path)) for path in paths)
-        layer_params = dict(params, source=source, classes=1, max_labels=1)
-        layer_params.update(batch_size=min(batch_size, len(paths)), workers=workers)
-        net_path = os.path.join(folder, "preprocess.prototxt")
-        with open(net_path, "w", encoding="utf-8") as handle:
-            handle.write(
-                'layer { name: "image_data" type: "Python" top: "data" top: "labels" '
-                'python_param { module: "python_layers.multilabel_data" '
-                'layer: "MultiLabelImageDataLayer" '
-                f"param_str: {json.dumps(json.dumps(layer_params))} }} }}\n"
-            )
-        net = caffe.Net(net_path, caffe.TEST)
-        for start in range(0, len(paths), batch_size):
-            net.forward()
-            yield net.blobs["data"].data[: min(batch_size, len(paths) - start)].copy()
+        for data, _ in list_batches(source, transform, 1, batch_size, workers):
+            yield data
 
 
 def preprocess(paths: Sequence[str], transform: Transform) -> np.ndarray:
@@ -112,14 +145,12 @@ class Predictor:
         self.transform = transform_params(transform)
         self.batch_size = self.net.blobs[self.input].data.shape[0]
 
-    def probabilities(self, paths: Sequence[str], progress: bool = False) -> np.ndarray:
-        """(N, C) float32: the net's ``prob`` for each image, in order; ``progress`` shows a
-        progress bar on stderr."""
+    def _run(self, batches: Iterator[np.ndarray], total: int, progress: bool) -> np.ndarray:
         from tqdm import tqdm
 
         out = []
-        with tqdm(total=len(paths), unit="image", disable=not progress, file=sys.stderr) as bar:
-            for batch in preprocess_batches(paths, self.transform, self.batch_size):
+        with tqdm(total=total, unit="image", disable=not progress, file=sys.stderr) as bar:
+            for batch in batches:
                 blob = self.net.blobs[self.input]
                 blob.reshape(*batch.shape)
                 blob.data[...] = batch
@@ -127,3 +158,23 @@ class Predictor:
                 out.append(self.net.blobs[self.output].data.reshape(len(batch), -1).copy())
                 bar.update(len(batch))
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+    def probabilities(self, paths: Sequence[str], progress: bool = False) -> np.ndarray:
+        """(N, C) float32: the net's ``prob`` for each image, in order; ``progress`` shows a
+        progress bar on stderr."""
+        batches = preprocess_batches(paths, self.transform, self.batch_size)
+        return self._run(batches, len(paths), progress)
+
+    def list_probabilities(
+        self, source: str | Path, classes: int, progress: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities (N, C), relevance (N, classes) bool) for a list file's images."""
+        relevant: list[np.ndarray] = []
+
+        def images() -> Iterator[np.ndarray]:
+            for data, rows in list_batches(source, self.transform, classes, self.batch_size):
+                relevant.append(rows)
+                yield data
+
+        probs = self._run(images(), _scan(source)[0], progress)
+        return probs, np.concatenate(relevant) if relevant else np.zeros((0, classes), bool)

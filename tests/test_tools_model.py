@@ -183,7 +183,6 @@ def test_evaluate_command_reports_the_nets_numbers(model, tmp_path):
     from python_layers.deploy import data_layer, data_params
     from python_layers.inference import Predictor
     from python_layers.tools import evaluate, scoring
-    from python_layers.tools.cli import read_targets
 
     folder, _ = model
     argv = [
@@ -207,9 +206,11 @@ def test_evaluate_command_reports_the_nets_numbers(model, tmp_path):
     got = json.loads((tmp_path / "report.json").read_text())
     keys = data_params(data_layer(folder / "train_val.prototxt"))
     predictor = Predictor(folder / "deploy.prototxt", folder / "bands.caffemodel", keys)
-    val_paths, val_relevant = read_targets(folder / "train.txt", 3)
-    paths, relevant = read_targets(folder / "val.txt", 3)
-    thresholds = scoring.choose_thresholds(predictor.probabilities(val_paths), val_relevant)
+    thresholds = scoring.choose_thresholds(*predictor.list_probabilities(folder / "train.txt", 3))
+    paths = [line.split()[0] for line in (folder / "val.txt").read_text().splitlines()]
+    relevant = np.zeros((len(paths), 3), bool)
+    for row, line in enumerate((folder / "val.txt").read_text().splitlines()):
+        relevant[row, [int(c) for c in line.split()[1:]]] = True  # the list, read here
     expected = evaluate.report(
         predictor.probabilities(paths), relevant, CLASSES, (1, 3, 5), thresholds
     )

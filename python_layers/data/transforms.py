@@ -17,8 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-_BILINEAR = getattr(Image, "Resampling", Image).BILINEAR  # Pillow < 9.1 (Debian 11: 8.1)
-
 
 class BadImageError(ValueError):
     """An image that cannot be read, or is too small; the caller adds path and list line."""
@@ -49,7 +47,7 @@ def load(path: str, transform: Transform) -> np.ndarray:
                 image = image.convert(mode)
             if transform.new_height > 0 and transform.new_width > 0:
                 size = (transform.new_width, transform.new_height)
-                image = image.resize(size, _BILINEAR)
+                image = image.resize(size, Image.Resampling.BILINEAR)
             pixels = np.asarray(image)
     except (OSError, ValueError, Image.DecompressionBombError) as why:
         raise BadImageError(f"cannot read the image ({type(why).__name__}: {why})") from None

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 
 class UsageError(Exception):
     """Bad input to a command: printed as ``NAME: error: message``, exit status 2."""
@@ -94,17 +92,3 @@ def deploy_path(args, folder: Path) -> Path:
     path = folder / "deploy.prototxt"
     path.write_text(str(deploy_net(args.net)), encoding="utf-8")
     return path
-
-
-def read_targets(path: str | Path, classes: int) -> tuple[list[str], np.ndarray]:
-    """A list file's image paths and (N, classes) relevance (a listed class with weight > 0),
-    read by the data layer's own list parser (same rules, same ``file:line`` errors)."""
-    from ..data import list_file
-    from ..metrics import relevance_from_labels
-
-    if not Path(path).is_file():
-        raise UsageError(f"{path}: the list file does not exist")
-    with open(path, encoding="utf-8") as handle:
-        widest = max((len(line.split("#", 1)[0].split()) - 1 for line in handle), default=0)
-    images = list_file.parse(path, classes, max(1, widest))
-    return list(images.paths), relevance_from_labels(images.labels, classes, images.weights)

@@ -29,7 +29,6 @@ from .cli import (
     deploy_path,
     doc_parser,
     read_classes,
-    read_targets,
     run,
     transform_from,
 )
@@ -123,8 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         predictor = Predictor(deploy_path(args, Path(folder)), args.weights, transform)
 
         def probabilities(list_path: str) -> tuple[np.ndarray, np.ndarray]:
-            paths, relevant = read_targets(list_path, len(names))
-            probs = predictor.probabilities(paths, progress=not args.quiet)
+            if not Path(list_path).is_file():
+                raise UsageError(f"{list_path}: the list file does not exist")
+            probs, relevant = predictor.list_probabilities(
+                list_path, len(names), progress=not args.quiet
+            )
             if probs.shape[1] != len(names):
                 raise UsageError(
                     f"the net gives {probs.shape[1]} probabilities per image; {args.classes} "
