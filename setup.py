@@ -10,9 +10,8 @@ setup(
     packages=find_packages(include=["python_layers", "python_layers.*"]),
     package_data={"python_layers.loss.cuda": ["kernels.cu"]},  # compiled by CuPy at run time
     python_requires=">=3.9",
-    install_requires=["numpy>=1.26", "protobuf>=3.20", "six"],
+    install_requires=["numpy>=1.26", "numba>=0.60", "protobuf>=3.20", "six"],
     extras_require={
-        "fast": ["numba>=0.60"],
         "images": ["pillow>=10.1"],
         "gpu": ["cupy-cuda13x>=13.6"],  # the GPU engine (CUDA 13 driver, the GPU build of Caffe)
     },

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import khot
 from hypothesis import given
 from hypothesis import strategies as st
 from oracle import reference, reference_target_grad
@@ -9,18 +10,6 @@ from oracle import reference, reference_target_grad
 from python_layers import softmax_math as sm
 
 RNG = np.random.default_rng(0)
-
-
-pytestmark = pytest.mark.usefixtures("engine_path")  # every test on both engine paths
-
-
-def khot(shape, axis=1, k_max=3, rng=RNG):
-    """Random k-hot targets (k in 1..k_max) along ``axis``."""
-    moved = np.moveaxis(np.zeros(shape, np.float32), axis, -1)
-    rows = moved.reshape(-1, shape[axis])
-    for row in rows:
-        row[rng.choice(shape[axis], size=rng.integers(1, k_max + 1), replace=False)] = 1
-    return np.moveaxis(rows.reshape(moved.shape), -1, axis)
 
 
 def compare(scores, targets, with_target_grad=False, **options):
