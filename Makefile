@@ -19,7 +19,7 @@ lint: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-clean:  ## remove the venv and outputs (the Caffe cache stays: see README)
+clean:  ## remove the venv and outputs (the Caffe cache stays: see docs/build.md)
 	@# literal paths inside the clone, never a variable a user or the environment could set
 	rm -rf ./.venv ./runs ./.pytest_cache ./build ./*.egg-info
 

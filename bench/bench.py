@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import caffe
 
+from examples.machine import describe
 from python_layers.softmax_math import SoftmaxCrossEntropy
 
 SHAPES = [
@@ -315,6 +316,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--quick", action="store_true", help="only the first two shapes")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
+    parser.add_argument(
+        "--record",
+        action="store_true",
+        help="also keep the results as the next docs/performance/run-N.json, which the tables "
+        "of docs/performance.md are written from (scripts/doc_results.py)",
+    )
     parser.add_argument("--example-net-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     caffe.set_mode_cpu()
@@ -387,11 +394,19 @@ def main() -> None:
                 "label_lists": lists,
                 "example_net": whole,
                 "data_layer": data_layer,
+                "machine": f"{describe()}, {threads} threads",
+                "date": time.strftime("%Y-%m-%d"),
             },
             indent=2,
         )
     )
     print(f"\nwrote {args.out}")
+    if args.record:
+        runs = Path(__file__).resolve().parent.parent / "docs" / "performance"
+        runs.mkdir(exist_ok=True)
+        kept = runs / f"run-{len(list(runs.glob('run-*.json'))) + 1}.json"
+        kept.write_text(args.out.read_text())
+        print(f"kept as {kept}")
 
 
 if __name__ == "__main__":

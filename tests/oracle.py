@@ -1,7 +1,7 @@
 """A float64 reference for the loss, written independently of the package (tests only).
 
 Straight from the definition: move the class axis last, one row per position, explicit
-log-softmax in float64, targets made dense, then the formula of the README.
+log-softmax in float64, targets made dense, then the formula of docs/loss.md.
 """
 
 from __future__ import annotations

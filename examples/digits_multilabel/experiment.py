@@ -8,7 +8,7 @@ base learning rate: for each loss and target kind the best of ``SWEEP_LRS`` by m
 validation split carved from the training collages (never the test set), with seed
 ``SWEEP_SEED``. A run whose test mAP is within 0.01 of chance is counted as collapsed, never
 dropped. Per-run outputs go to ``runs/experiment/``; the table (mean ± std over seeds), the
-sweep and the bar plot go to ``docs/experiment/``, which the README shows.
+sweep and the bar plot go to ``docs/experiment/``, which docs/experiments.md shows.
 """
 
 from __future__ import annotations

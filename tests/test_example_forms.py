@@ -1,0 +1,37 @@
+"""The README's claim about the example's target forms: dense targets and label lists are the
+same targets, so the same net, seed and data train the same way, up to float rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+ITERATIONS = 50
+
+
+def loss_trajectory(caffe, run_dir, targets: str, form: str) -> np.ndarray:
+    from examples.digits_multilabel import train
+
+    run_dir.mkdir()
+    solver_path = train.write_run_files(run_dir, "softmax", targets, 4, ITERATIONS, form)
+    solver = caffe.get_solver(str(solver_path))
+    losses = []
+    for _ in range(ITERATIONS):
+        solver.step(1)
+        losses.append(float(solver.net.blobs["loss"].data))
+    return np.array(losses)
+
+
+@pytest.mark.caffe
+@pytest.mark.slow
+@pytest.mark.parametrize("targets", ["khot", "ink"])
+def test_dense_and_label_lists_train_alike(caffe, tmp_path, monkeypatch, targets):
+    from examples.digits_multilabel import train
+
+    monkeypatch.chdir(REPO)  # the nets' data paths are relative to the repository root
+    train.ensure_data()
+    dense = loss_trajectory(caffe, tmp_path / "dense", targets, "dense")
+    lists = loss_trajectory(caffe, tmp_path / "labels", targets, "labels")
+    assert dense[-1] < 0.9 * dense[0]  # it trains: otherwise agreement would say little
+    np.testing.assert_allclose(lists, dense, rtol=1e-4)
