@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,12 @@ def khot(shape, axis=1, k_max=3, rng=None):
     for row in rows:
         row[rng.choice(shape[axis], size=rng.integers(1, k_max + 1), replace=False)] = 1
     return np.moveaxis(rows.reshape(moved.shape), -1, axis)
+
+
+@pytest.fixture
+def rng(request) -> np.random.Generator:
+    """A generator seeded from the test's own name: reproducible, whatever runs before it."""
+    return np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
 @pytest.fixture
