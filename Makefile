@@ -34,3 +34,7 @@ experiment: env  ## softmax (1/k) vs sigmoid: digits (docs/experiment/), long ta
 .PHONY: bench
 bench: env  ## forward+backward timings against native Caffe and PyTorch -> bench/results.json
 	$(PY) bench/bench.py $(BENCH_ARGS)
+
+.PHONY: route
+route: env  ## the example as a user's route: PNGs + tags.csv -> lists -> train -> evaluate -> predict
+	$(PY) -m examples.digits_multilabel.route $(ROUTE_ARGS)

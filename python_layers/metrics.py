@@ -32,20 +32,28 @@ def recall_at_k(scores: np.ndarray, targets: np.ndarray, k: int) -> float:
     return float(np.mean(top_k_hits(scores, relevant, k)[has_any] / counts[has_any]))
 
 
+def precision_recall_curve(scores: np.ndarray, relevant: np.ndarray):
+    """(precision, recall, thresholds) of one class at each distinct score, highest threshold
+    first: scikit-learn's ``precision_recall_curve`` points, less its final (1, 0) point, in
+    reverse order. Recall is 0 everywhere when no sample is relevant."""
+    order = np.argsort(-scores, kind="mergesort")
+    sorted_scores, hits = scores[order], relevant[order].astype(np.float64)
+    last_of_each_score = np.r_[np.flatnonzero(np.diff(sorted_scores)), hits.size - 1]
+    true_pos = np.cumsum(hits)[last_of_each_score]
+    precision = true_pos / (last_of_each_score + 1)
+    recall = true_pos / true_pos[-1] if true_pos[-1] else np.zeros_like(true_pos)
+    return precision, recall, sorted_scores[last_of_each_score]
+
+
 def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
     """AP of one class over samples: sum_n (R_n - R_{n-1}) P_n, as sklearn computes it.
 
     Returns nan when no sample is relevant.
     """
-    order = np.argsort(-scores, kind="mergesort")
-    sorted_scores, hits = scores[order], relevant[order].astype(np.float64)
-    last_of_each_score = np.r_[np.flatnonzero(np.diff(sorted_scores)), hits.size - 1]
-    true_pos = np.cumsum(hits)[last_of_each_score]
-    if true_pos[-1] == 0:
+    if not np.any(relevant):
         return float("nan")
-    precision = true_pos / (last_of_each_score + 1)
-    recall_steps = np.diff(np.r_[0.0, true_pos]) / true_pos[-1]
-    return float(np.sum(recall_steps * precision))
+    precision, recall, _ = precision_recall_curve(scores, relevant)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def per_class_average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:

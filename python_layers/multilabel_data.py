@@ -36,12 +36,14 @@ import caffe
 import numpy as np
 
 from .data import batches, index, sampler, sources, transforms
+from .errors import reports_errors
 from .params import multilabel_data_params
 
 LAYER = "MultiLabelImageDataLayer"
 _SPLIT = float(2**20)  # the batch count is stored as two float32s: exact below 2^44 batches
 
 
+@reports_errors
 class MultiLabelImageDataLayer(caffe.Layer):
     """Images and their label lists (or dense targets), batch by batch.
 

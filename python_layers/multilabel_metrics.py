@@ -22,6 +22,7 @@ import caffe
 import numpy as np
 
 from . import metrics
+from .errors import reports_errors
 from .loss import layout as layouts
 from .loss import targets as checks
 from .params import multilabel_metrics_params
@@ -29,6 +30,7 @@ from .params import multilabel_metrics_params
 LAYER = "MultiLabelMetricsLayer"
 
 
+@reports_errors
 class MultiLabelMetricsLayer(caffe.Layer):
     """Precision@1, precision@k, recall@k and mAP of a batch.
 

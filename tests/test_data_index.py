@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,6 +158,15 @@ def test_an_interrupted_build_leaves_nothing_that_is_reused(tmp_path, monkeypatc
         target.name,
         f"{target.name}.lock",
     ]
+
+
+def test_indexes_of_deleted_lists_are_removed_by_the_next_build(tmp_path):
+    gone = write(tmp_path, "a.jpg 1\n", "temporary.txt")
+    index.open_index(gone)
+    gone.unlink()
+    index.open_index(write(tmp_path, "b.jpg 2\n", "next.txt"))
+    assert not index.index_path(gone).exists()
+    assert not Path(f"{index.index_path(gone)}.lock").exists()
 
 
 RACE = """

@@ -12,6 +12,7 @@ from PIL import Image
 from python_layers.data import decode, transforms
 
 cv2 = pytest.importorskip("cv2")  # pinned in requirements-dev.txt
+OPENCV = tuple(int(part) for part in cv2.__version__.split(".")[:2])
 
 # (file, colour?) pairs where the two differ by at most 1 level, and why (see decode.py)
 WITHIN_ONE = {
@@ -85,6 +86,8 @@ NAMES = [
 @pytest.mark.parametrize("color", [True, False], ids=["color", "gray"])
 @pytest.mark.parametrize("name", NAMES)
 def test_pixels_equal_opencv_imread(files, name, color):
+    if OPENCV < (4, 14) and (name.endswith(".gif") or name == "exif6.webp"):
+        pytest.skip("OpenCV < 4.14 reads no GIF and ignores WebP's EXIF; this follows 4.14")
     path = str(files / name)
     expected = cv2.imread(path, cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE)
     expected = expected if expected.ndim == 3 else expected[:, :, None]

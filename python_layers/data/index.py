@@ -14,7 +14,8 @@ identity differs from the header's is indexed again. Builds are streamed a block
 time (memory bounded whatever the list's size), under an exclusive lock (``.lock`` beside the
 index: processes that start together wait for the one that builds, then map its result), into
 a temporary folder renamed over the index only when complete (an interrupted build leaves
-only temporaries, removed by the next build).
+only temporaries, removed by the next build). Each build also removes the indexes of list
+files that no longer exist (temporary lists, as ``python_layers.inference`` writes).
 """
 
 from __future__ import annotations
@@ -193,7 +194,22 @@ def open_index(source: str | Path, progress: bool | None = False) -> Index:
     return index
 
 
+def _prune(folder: Path) -> None:
+    """Remove the indexes (and locks) of list files that no longer exist (temporary lists)."""
+    for path in folder.glob("*.idx"):
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(HEADER_BYTES)
+            listed = json.loads(head[len(MAGIC) :].rstrip(b"\0")).get("source", "")
+        except (OSError, ValueError):
+            continue
+        if listed and not os.path.exists(listed):
+            for gone in (path, Path(f"{path}.lock")):
+                gone.unlink(missing_ok=True)
+
+
 def _build(source: str, target: Path, progress: bool | None) -> None:
+    _prune(target.parent)
     for stale in target.parent.glob(f"{target.name}.tmp*"):  # interrupted builds' leftovers
         shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp", dir=target.parent))

@@ -1,0 +1,248 @@
+"""Annotation readers: each gives records (an image path, its tags with weights, where it came
+from) and the class names in the order the source defines them.
+
+- COCO instances JSON: an image's tags are the categories of its annotations (crowd ones too);
+  class order: category id.
+- PASCAL VOC ``Annotations/*.xml``: the ``<object>`` names; ``difficult`` objects count
+  (``include``) or not (``exclude``); class order: by name.
+- OpenImages image-level labels CSV (``ImageID,Source,LabelName,Confidence``): confidence 1
+  is a tag; 0 is a verified negative, counted but not written (a list file has no negatives:
+  every class an image does not list is a negative for the loss); names from the class
+  descriptions CSV (``LabelName,DisplayName``), class order: that file's.
+- CSV/TSV with a header (a path column and a tags column) and JSON lines
+  (``{"path": ..., "tags": [...]}`` or ``"tags": {"tag": weight}``); class order: first seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cli import UsageError
+
+
+@dataclass
+class Record:
+    path: str
+    tags: dict[str, float]  # tag -> weight (1 unless the source gives weights)
+    where: str  # file:line or file + JSON path, for messages
+
+
+@dataclass
+class Annotations:
+    records: list[Record]
+    classes: list[str]  # every class the source names, in its own order
+    notes: dict[str, int] = field(default_factory=dict)  # e.g. verified negatives
+
+
+def _tag(name: object, where: str) -> str:
+    if not isinstance(name, str) or not name.strip() or "\n" in name or "\r" in name:
+        raise UsageError(f"{where}: expected a tag name (non-empty text, one line), got {name!r}")
+    return name.strip()
+
+
+def _add(seen: dict[str, None], name: str) -> None:
+    seen.setdefault(name, None)
+
+
+def read_coco(path: Path, prefix: str = "") -> Annotations:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as why:
+        raise UsageError(f"{path}:{why.lineno}: not JSON ({why.msg})") from None
+
+    def items(key: str) -> list:
+        value = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(value, list):
+            raise UsageError(
+                f"{path}: {key}: expected a list (COCO instances JSON), got {value!r:.60}"
+            )
+        return value
+
+    names: dict[int, str] = {}
+    for i, category in enumerate(items("categories")):
+        where = f"{path}: categories[{i}]"
+        if not isinstance(category, dict) or not isinstance(category.get("id"), int):
+            raise UsageError(f"{where}.id: expected an integer, got {category!r:.60}")
+        names[category["id"]] = _tag(category.get("name"), f"{where}.name")
+    by_id: dict[int, Record] = {}
+    for i, image in enumerate(items("images")):
+        where = f"{path}: images[{i}]"
+        if not isinstance(image, dict) or not isinstance(image.get("id"), int):
+            raise UsageError(f"{where}.id: expected an integer, got {image!r:.60}")
+        file_name = image.get("file_name")
+        if not isinstance(file_name, str) or not file_name:
+            raise UsageError(f"{where}.file_name: expected a file name, got {file_name!r}")
+        by_id[image["id"]] = Record(prefix + file_name, {}, where)
+    for i, annotation in enumerate(items("annotations")):
+        where = f"{path}: annotations[{i}]"
+        image_id = annotation.get("image_id") if isinstance(annotation, dict) else None
+        category_id = annotation.get("category_id") if isinstance(annotation, dict) else None
+        if image_id not in by_id:
+            raise UsageError(f"{where}.image_id: {image_id!r} is not the id of any images[] entry")
+        if category_id not in names:
+            raise UsageError(f"{where}.category_id: {category_id!r} is not a categories[] id")
+        by_id[image_id].tags[names[category_id]] = 1.0
+    return Annotations(list(by_id.values()), [names[key] for key in sorted(names)])
+
+
+def read_voc(root: Path, difficult: str = "include", prefix: str = "JPEGImages/") -> Annotations:
+    folder = Path(root) / "Annotations" if (Path(root) / "Annotations").is_dir() else Path(root)
+    files = sorted(folder.glob("*.xml"))
+    if not files:
+        raise UsageError(f"{root}: no Annotations/*.xml (a PASCAL VOC folder, e.g. VOC2012)")
+    records, seen = [], {}
+    for xml in files:
+        try:
+            tree = ET.parse(xml)
+        except ET.ParseError as why:
+            raise UsageError(f"{xml}:{why.position[0]}: not XML ({why})") from None
+        file_name = tree.findtext("filename")
+        if not file_name or not file_name.strip():
+            raise UsageError(f"{xml}: <annotation>/<filename>: expected the image's file name")
+        tags: dict[str, float] = {}
+        for i, obj in enumerate(tree.iterfind("object")):
+            name = _tag(obj.findtext("name"), f"{xml}: <object> {i + 1}/<name>")
+            _add(seen, name)
+            if difficult == "exclude" and (obj.findtext("difficult") or "0").strip() == "1":
+                continue
+            tags[name] = 1.0
+        records.append(Record(prefix + file_name.strip(), tags, str(xml)))
+    return Annotations(records, sorted(seen))
+
+
+def _rows(path: Path, delimiter: str):
+    """(line number, row dict) of a CSV with a header."""
+    handle = open(path, encoding="utf-8-sig", newline="")
+    with handle:
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        for row in reader:
+            yield reader.line_num, row, reader.fieldnames or []
+
+
+def _column(row: dict, key: str, header: list, where: str) -> str:
+    if key not in header:
+        raise UsageError(f"{where}: no column {key!r} in the header {header} (--*-column sets it)")
+    value = row.get(key)
+    if value is None:
+        raise UsageError(f"{where}: the row ends before column {key!r}")
+    return value
+
+
+def read_openimages(
+    labels: Path, descriptions: Path | None = None, prefix: str = "", suffix: str = ".jpg"
+) -> Annotations:
+    names: dict[str, str] = {}
+    if descriptions is not None:
+        with open(descriptions, encoding="utf-8-sig", newline="") as handle:
+            for number, row in enumerate(csv.reader(handle), start=1):
+                if number == 1 and row[:2] == ["LabelName", "DisplayName"]:
+                    continue
+                if len(row) < 2:
+                    raise UsageError(f"{descriptions}:{number}: expected LabelName,DisplayName")
+                names[row[0]] = _tag(row[1], f"{descriptions}:{number}")
+        taken: dict[str, int] = {}
+        for name in names.values():
+            taken[name] = taken.get(name, 0) + 1
+        names = {mid: f"{name} ({mid})" if taken[name] > 1 else name for mid, name in names.items()}
+    images: dict[str, Record] = {}
+    seen: dict[str, None] = dict.fromkeys(names.values())
+    negatives = 0
+    for number, row, header in _rows(labels, ","):
+        where = f"{labels}:{number}"
+        image = _column(row, "ImageID", header, where)
+        mid = _column(row, "LabelName", header, where)
+        confidence = _column(row, "Confidence", header, where).strip()
+        if confidence not in ("0", "1", "0.0", "1.0"):
+            raise UsageError(
+                f"{where}: Confidence: expected 1 (a label) or 0 (a verified "
+                f"negative), got {confidence!r}"
+            )
+        if descriptions is not None and mid not in names:
+            raise UsageError(f"{where}: LabelName {mid!r} is not in {descriptions}")
+        record = images.setdefault(image, Record(prefix + image + suffix, {}, where))
+        if float(confidence) == 1:
+            name = names.get(mid, mid)
+            _add(seen, name)
+            record.tags[name] = 1.0
+        else:
+            negatives += 1
+    return Annotations(list(images.values()), list(seen), {"verified_negatives": negatives})
+
+
+def _weighted(tag: str, where: str) -> tuple[str, float]:
+    name, _, text = tag.rpartition(":")
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = -1.0
+    if not name or not weight >= 0 or weight == float("inf"):
+        raise UsageError(f"{where}: expected tag:weight (a weight >= 0), got {tag!r}")
+    return _tag(name, where), weight
+
+
+def read_table(
+    path: Path,
+    path_column: str = "path",
+    tags_column: str = "tags",
+    tag_separator: str | None = None,
+    weights: bool = False,
+    prefix: str = "",
+) -> Annotations:
+    delimiter = "\t" if Path(path).suffix.lower() in (".tsv", ".tab") else ","
+    records, seen = [], {}
+    for number, row, header in _rows(path, delimiter):
+        where = f"{path}:{number}"
+        image = _column(row, path_column, header, where).strip()
+        text = _column(row, tags_column, header, where)
+        tags: dict[str, float] = {}
+        for tag in (t for t in text.split(tag_separator) if t.strip()):
+            name, weight = _weighted(tag.strip(), where) if weights else (_tag(tag, where), 1.0)
+            _add(seen, name)
+            tags[name] = weight
+        records.append(Record(prefix + image, tags, where))
+    return Annotations(records, list(seen))
+
+
+def read_jsonl(
+    path: Path, path_key: str = "path", tags_key: str = "tags", prefix: str = ""
+) -> Annotations:
+    records, seen = [], {}
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as why:
+                raise UsageError(f"{where}: not JSON ({why.msg})") from None
+            image = item.get(path_key) if isinstance(item, dict) else None
+            if not isinstance(image, str) or not image:
+                raise UsageError(f"{where}: {path_key!r}: expected the image path, got {image!r}")
+            given = item.get(tags_key, [])
+            if isinstance(given, list):
+                given = {_tag(name, f"{where}: {tags_key}"): 1.0 for name in given}
+            if not isinstance(given, dict):
+                raise UsageError(
+                    f"{where}: {tags_key!r}: expected a list of tags or "
+                    f"{{tag: weight}}, got {given!r:.60}"
+                )
+            tags: dict[str, float] = {}
+            for name, weight in given.items():
+                if (
+                    isinstance(weight, bool)
+                    or not isinstance(weight, (int, float))
+                    or not (0 <= weight < float("inf"))
+                ):
+                    raise UsageError(
+                        f"{where}: {tags_key}[{name!r}]: expected a weight >= 0, got {weight!r}"
+                    )
+                name = _tag(name, f"{where}: {tags_key}")
+                tags[name] = float(weight)
+                _add(seen, name)
+            records.append(Record(prefix + image, tags, where))
+    return Annotations(records, list(seen))

@@ -1,0 +1,94 @@
+"""What the commands share: reading ``classes.txt``, the transform keys, and clean failure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Callable
+
+
+class UsageError(Exception):
+    """Bad input to a command: printed as ``NAME: error: message``, exit status 2."""
+
+
+def run(name: str, main: Callable[[Sequence[str] | None], int], argv=None) -> int:
+    """``main(argv)``, turning a UsageError, ValueError or missing file into a one-line error.
+    Caffe's INFO and WARNING log lines are kept out (``GLOG_minloglevel``, unless set)."""
+    os.environ.setdefault("GLOG_minloglevel", "2")  # read when pycaffe loads glog
+    try:
+        return main(argv)
+    except (UsageError, ValueError, FileNotFoundError) as why:
+        print(f"{name}: error: {why}", file=sys.stderr)
+        return 2
+
+
+def doc_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """A parser whose description is the module doc's first line, its epilog the rest."""
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=doc.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=doc.split("\n", 2)[2],
+    )
+
+
+def read_classes(path: str | Path) -> list[str]:
+    """``classes.txt``: one class name a line, line n (from 0) = class index n."""
+    names = Path(path).read_text(encoding="utf-8").splitlines()
+    for number, name in enumerate(names, start=1):
+        if not name.strip():
+            raise UsageError(f"{path}:{number}: empty class name (one name a line, no blanks)")
+    return names
+
+
+def transform_from(args) -> dict:
+    """The image transform keys: from ``--net`` (its TEST data layer) and/or ``--transform``."""
+    keys: dict = {}
+    if getattr(args, "net", None):
+        from ..deploy import data_layer, data_params
+
+        keys.update(data_params(data_layer(args.net)))
+    if getattr(args, "transform", None):
+        try:
+            keys.update(json.loads(args.transform))
+        except json.JSONDecodeError as why:
+            raise UsageError(f"--transform: not JSON ({why}): {args.transform!r}") from None
+    if getattr(args, "root_folder", None) is not None:
+        keys["root_folder"] = args.root_folder
+    return keys
+
+
+def add_model_arguments(parser) -> None:
+    """--deploy/--net, --weights, --transform: what evaluate and predict need."""
+    parser.add_argument("--weights", required=True, help="the trained .caffemodel")
+    parser.add_argument(
+        "--deploy", help="deploy prototxt (default: made from --net with the deploy helper)"
+    )
+    parser.add_argument(
+        "--net",
+        help="the train prototxt: its TEST-phase MultiLabelImageDataLayer gives the transform "
+        "keys (and, without --deploy, the deploy net)",
+    )
+    parser.add_argument(
+        "--transform",
+        help='the data layer\'s image keys as JSON, e.g. \'{"new_height": 256, "new_width": '
+        '256, "crop_size": 224, "mean_value": [104, 117, 123]}\' (over --net\'s)',
+    )
+    parser.add_argument("--root-folder", help="prepended to list paths (over the keys' own)")
+
+
+def deploy_path(args, folder: Path) -> Path:
+    """--deploy, or a deploy net written into ``folder`` from --net."""
+    if args.deploy:
+        return Path(args.deploy)
+    if not args.net:
+        raise UsageError("give --deploy (a deploy prototxt) or --net (the train prototxt)")
+    from ..deploy import deploy_net
+
+    path = folder / "deploy.prototxt"
+    path.write_text(str(deploy_net(args.net)), encoding="utf-8")
+    return path
