@@ -12,9 +12,8 @@ setup(
     python_requires=">=3.9",
     # A pycaffe from a distribution (Debian 11, Ubuntu) needs numpy<2 and protobuf<4:
     # pip install -c constraints/system-caffe.txt . (docs/debian.md)
-    install_requires=["numpy>=1.26", "protobuf>=3.20", "six", "tqdm>=4.50"],
+    install_requires=["numpy>=1.26", "numba>=0.60", "protobuf>=3.20", "six", "tqdm>=4.50"],
     extras_require={
-        "fast": ["numba>=0.60"],
         "images": ["pillow>=9.1"],  # Image.Resampling (Debian 11 has 8.1: the venv gets a newer)
         "plots": ["matplotlib>=3.3"],  # evaluate --plot
         "gpu": ["cupy-cuda13x>=13.6"],  # the GPU engine (CUDA 13 driver, the GPU build of Caffe)

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .data.sampler import SAMPLINGS
 from .loss.layout import TARGET_FORMS
-from .loss.options import NORMALIZATIONS
+from .loss.options import DEFAULT_OPTIONS, ENGINES, NORMALIZATIONS
 
 REQUIRED = object()  # a Key default: the key must be given
 MAX_NESTING = 32  # lists/objects inside each other; param_str needs 2 (a list in the object)
@@ -217,16 +218,17 @@ def optional_weights(value: Any) -> tuple[float, ...] | None:
 
 # --- The keys of each layer --------------------------------------------------------------------
 
+_O = DEFAULT_OPTIONS  # the loss's defaults, defined once on its options
 SOFTMAX_LOSS_KEYS = {
     "axis": Key(1, integer),
-    "normalization": Key("valid", one_of(*NORMALIZATIONS)),
-    "normalize_targets": Key(True, boolean),
-    "ignore_label": Key(None, optional_integer),
-    "label_smoothing": Key(0.0, fraction_below_one),
-    "class_weights": Key(None, optional_weights),
-    "targets": Key("auto", one_of(*TARGET_FORMS)),
+    "normalization": Key(_O.normalization, one_of(*NORMALIZATIONS)),
+    "normalize_targets": Key(_O.normalize_targets, boolean),
+    "ignore_label": Key(_O.ignore_label, optional_integer),
+    "label_smoothing": Key(_O.label_smoothing, fraction_below_one),
+    "class_weights": Key(_O.class_weights, optional_weights),
+    "targets": Key(TARGET_FORMS[0], one_of(*TARGET_FORMS)),
     "target_gradient": Key(True, boolean),
-    "engine": Key("auto", one_of("auto", "cpu", "gpu")),
+    "engine": Key(ENGINES[0], one_of(*ENGINES)),
     "allow_zero_loss_weight": Key(False, boolean),
 }
 
@@ -238,7 +240,7 @@ def softmax_loss_params(text: str) -> dict[str, Any]:
 
 MULTILABEL_METRICS_KEYS = {
     "k": Key(3, positive_integer),
-    "targets": Key("auto", one_of(*TARGET_FORMS)),
+    "targets": Key(TARGET_FORMS[0], one_of(*TARGET_FORMS)),
 }
 
 
@@ -266,7 +268,7 @@ MULTILABEL_DATA_KEYS = {
     "scale": Key(1.0, positive_number),
     "shuffle": Key(False, boolean),
     "seed": Key(0, non_negative_integer),
-    "sampling": Key("natural", one_of("natural", "sqrt", "balanced")),
+    "sampling": Key(SAMPLINGS[0], one_of(*SAMPLINGS)),
     "workers": Key(2, positive_integer),
     "prefetch": Key(4, positive_integer),
     "on_bad_image": Key("error", one_of("error", "skip")),

@@ -21,13 +21,14 @@ from __future__ import annotations
 import caffe
 import numpy as np
 
-from . import device
 from .errors import reports_errors
-from .loss.cuda.engine import DeviceInputError, DeviceSoftmaxCrossEntropy
+from .loss.blobs import DeviceBlobs, HostBlobs
+from .loss.cuda import device
+from .loss.cuda.engine import DeviceSoftmaxCrossEntropy
 from .loss.engine import SoftmaxCrossEntropy
+from .loss.forms import form_of
 from .loss.layout import Layout, layout_for
 from .loss.options import Options
-from .loss.target_grad import label_weight_grad
 from .params import softmax_loss_params
 
 LAYER = "SoftmaxLossLayer"
@@ -97,7 +98,7 @@ class SoftmaxLossLayer(caffe.Layer):
             )
         if len(top) not in (1, 2):
             raise ValueError(f"{LAYER}: needs 1 or 2 tops (loss[, prob]), got {len(top)}")
-        self.saved = None  # what the engine's forward kept for backward
+        self.on_device: DeviceBlobs | None = None  # the GPU engine's adapter, once made
 
     def reshape(self, bottom, top) -> None:
         # Shapes from the blobs themselves: `.data` would copy a GPU net's blobs to the host.
@@ -112,6 +113,7 @@ class SoftmaxLossLayer(caffe.Layer):
                 f"expected the labels' shape {shapes[1]}"
             )
         self._check_options_fit(self.layout)
+        self.host = HostBlobs(self.engine, self.layout)
         top[0].reshape()  # a scalar, like Caffe's own loss layers
         if len(top) == 2:
             top[1].reshape(*shapes[0])
@@ -123,19 +125,21 @@ class SoftmaxLossLayer(caffe.Layer):
                 f"{LAYER}: param_str key 'class_weights' has {len(weights)} entries; "
                 f"expected one per class, {layout.classes} (the size of the scores' class axis)"
             )
-        if self.options.ignore_label is not None and layout.target_kind == "dense":
+        ignored = form_of(layout).padding(self.options)  # None: dense, which has no labels
+        if self.options.ignore_label is not None and ignored is None:
             raise ValueError(
                 f"{LAYER}: param_str key 'ignore_label' applies to index targets only; "
                 f"bottom[1] (targets) is dense (shape {layout.outer}x{layout.classes}x"
                 f"{layout.inner} as outer x C x inner); a dense row of zeros is ignored instead"
             )
 
-    def _on_device(self) -> bool:
-        """Whether this call runs on the GPU engine (made on the first GPU call)."""
+    def _pick_adapter(self):
+        """The adapter for this call: the GPU engine's in a GPU net (made once), else the
+        CPU engine's. ``"engine": "auto"`` without CuPy says so once and stays on the CPU."""
         if self.engine_choice == "cpu" or not device.gpu_mode():
             if self.engine_choice == "gpu":
                 raise ValueError(f'{LAYER}: "engine": "gpu" needs the net in GPU mode')
-            return False
+            return self.host
         if self.device_engine is None:
             try:
                 backend = device.make_backend()
@@ -144,42 +148,11 @@ class SoftmaxLossLayer(caffe.Layer):
                     raise ImportError(f"{LAYER}: {why}") from None
                 self.engine_choice = "cpu"  # said once, then the CPU engine as before
                 print(f"{LAYER}: GPU net, CPU engine: {why}", flush=True)
-                return False
+                return self.host
             self.device_engine = DeviceSoftmaxCrossEntropy(backend, self.options)
-        return True
-
-    def _forward_host(self, bottom, top, probs: bool = True) -> tuple[float, object]:
-        try:
-            return self.engine.forward(
-                bottom[0].data,
-                bottom[1].data,
-                self.layout,
-                label_weights=bottom[2].data if len(bottom) == 3 else None,
-                probs_out=top[1].data if len(top) == 2 and probs else None,
-            )
-        except ValueError as why:
-            raise ValueError(f"{LAYER}: {why}") from None
-        except FloatingPointError as why:
-            raise FloatingPointError(f"{LAYER}: {why}") from None
-
-    def _forward_device(self, bottom, top) -> tuple[float, object]:
-        """The GPU engine on the blobs' device memory; the loss goes straight to top[0]."""
-        try:
-            return self.device_engine.forward(
-                device.data_address(bottom[0]),
-                device.data_address(bottom[1]),
-                self.layout,
-                label_weights=device.data_address(bottom[2]) if len(bottom) == 3 else 0,
-                probs_out=device.data_address(top[1]) if len(top) == 2 else 0,
-                loss_out=device.data_address(top[0]),
-            )
-        except DeviceInputError as found:
-            # The CPU engine's checks word the error (the inputs are copied to the host).
-            self._forward_host(bottom, top, probs=False)
-            raise RuntimeError(
-                f"{LAYER}: the GPU engine found bad input ({found}) that the "
-                "CPU engine accepts; please report this"
-            ) from None
+        if self.on_device is None or self.on_device.layout != self.layout:
+            self.on_device = DeviceBlobs(self.device_engine, self.layout, self.host)
+        return self.on_device
 
     def _check_loss_weight(self, top) -> None:
         """Once, in the TRAIN phase: a loss weight of 0 (Caffe's default for Python layers,
@@ -200,69 +173,23 @@ class SoftmaxLossLayer(caffe.Layer):
             self._check_loss_weight(top)
         # Validate, then the loss (and prob) in one pass; the engine keeps what backward needs
         # per position (the maximum and the normaliser, the targets' coefficients).
-        on_device = self._on_device()
-        loss, self.saved = (self._forward_device if on_device else self._forward_host)(bottom, top)
+        self.adapter = self._pick_adapter()
+        try:
+            loss = self.adapter.forward(bottom, top)
+        except (ValueError, FloatingPointError, RuntimeError) as why:
+            raise type(why)(f"{LAYER}: {why}") from None
         if not np.isfinite(loss):  # finite inputs overflowing (|scores| near float32's max)
             raise FloatingPointError(f"{LAYER}: loss is {loss} although both bottoms are finite")
-        if not on_device:  # the GPU engine wrote it into the top's device memory
+        if not self.adapter.writes_loss:  # the GPU engine wrote it into the top's device memory
             top[0].data[...] = loss
 
     def backward(self, top, propagate_down, bottom) -> None:
         # The gradients from the bottoms' data, what forward kept and the loss weight Caffe
-        # put in top[0].diff: one pass that never reads the bottoms' diffs.
-        weight = float(top[0].diff.flat[0])
-        # Targets: Caffe asks under force_backward even with propagate_down: false (a Python
-        # layer always allows forced backward), so "target_gradient": false is the opt-out.
-        dense_wanted = (
-            len(bottom) > 1
-            and propagate_down[1]
-            and self.target_gradient
-            and self.layout.target_kind == "dense"
-        )
-        if propagate_down[0] or dense_wanted:
-            if self._on_device():
-                address = device.diff_address
-                self.device_engine.backward(
-                    self.saved,
-                    grad_out=address(bottom[0]) if propagate_down[0] else 0,
-                    grad_scale=weight,
-                    target_grad_out=address(bottom[1]) if dense_wanted else 0,
-                    target_grad_scale=weight,
-                )
-            else:
-                self.engine.backward(
-                    self.saved,
-                    bottom[0].data,
-                    bottom[1].data,
-                    label_weights=bottom[2].data if len(bottom) == 3 else None,
-                    grad_out=bottom[0].diff if propagate_down[0] else None,
-                    grad_scale=weight,
-                    target_grad_out=bottom[1].diff if dense_wanted else None,
-                    target_grad_scale=weight,
-                )
-        # The other bottoms: label weights (exact), labels and opted-out targets (zeros).
-        for index in range(1, len(bottom)):
-            if propagate_down[index] and not (index == 1 and dense_wanted):
-                self._write_other_target_grad(bottom, index, weight)
-
-    def _write_other_target_grad(self, bottom, index: int, loss_weight: float) -> None:
-        """d loss / d bottom[index] for label weights (exact); 0 for labels, index targets,
-        and any targets with "target_gradient": false."""
-        exact = self.target_gradient and self.layout.target_kind == "labels" and index == 2
-        if not self._on_device():
-            grad = self._other_target_grad(bottom, index) if exact else 0.0
-            bottom[index].diff[...] = loss_weight * grad
-        elif exact:
-            self.device_engine.backward(
-                self.saved,
-                label_weight_grad_out=device.diff_address(bottom[2]),
-                target_grad_scale=loss_weight,
-            )
-        else:
-            self.device_engine.fill(device.diff_address(bottom[index]), bottom[index].count, 0.0)
-
-    def _other_target_grad(self, bottom, index: int) -> np.ndarray:
-        """d loss / d label weights on the host, unit loss weight."""
-        return label_weight_grad(
-            bottom[0].data, bottom[1].data, bottom[2].data, self.layout, self.options
-        )
+        # put in top[0].diff: one pass that never reads the bottoms' diffs. Caffe asks for
+        # the targets under force_backward even with propagate_down: false (a Python layer
+        # always allows forced backward), so "target_gradient": false is the opt-out: zeros.
+        exact = form_of(self.layout).gradient_bottom if self.target_gradient else None
+        if exact is not None and not (exact < len(bottom) and propagate_down[exact]):
+            exact = None
+        zeros = [i for i in range(1, len(bottom)) if propagate_down[i] and i != exact]
+        self.adapter.backward(bottom, float(top[0].diff.flat[0]), propagate_down[0], exact, zeros)

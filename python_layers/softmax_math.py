@@ -14,7 +14,7 @@ import numpy as np
 
 from .loss.engine import SoftmaxCrossEntropy
 from .loss.layout import TARGET_FORMS, Layout, class_axis, class_view, label_view, layout_for
-from .loss.options import NORMALIZATIONS, Options
+from .loss.options import DEFAULT_OPTIONS, NORMALIZATIONS, Options
 from .loss.target_grad import label_weight_grad, target_grad
 from .loss.targets import TargetError
 
@@ -52,12 +52,12 @@ def softmax_cross_entropy(
     label_weights: np.ndarray | None = None,
     *,
     axis: int = 1,
-    targets_form: str = "auto",
-    normalization: str = "valid",
-    normalize_targets: bool = True,
-    ignore_label: int | None = None,
-    label_smoothing: float = 0.0,
-    class_weights=None,
+    targets_form: str = TARGET_FORMS[0],
+    normalization: str = DEFAULT_OPTIONS.normalization,
+    normalize_targets: bool = DEFAULT_OPTIONS.normalize_targets,
+    ignore_label: int | None = DEFAULT_OPTIONS.ignore_label,
+    label_smoothing: float = DEFAULT_OPTIONS.label_smoothing,
+    class_weights=DEFAULT_OPTIONS.class_weights,
     with_target_grad: bool = False,
 ) -> CrossEntropy:
     """Softmax cross-entropy of ``scores`` against ``targets``.

@@ -20,22 +20,28 @@ def input_layer(**blobs: tuple[int, ...]) -> str:
 
 def softmax_loss_layer(
     scores_blob: str,
-    targets_blob: str,
+    targets_blob: str | None,
     tops=("loss",),
     loss_weight=1.0,
     name="loss",
     extra_bottoms=(),
+    propagate_down=(),
+    param_str: str | None = None,
     **params,
 ) -> str:
+    """Our loss layer's stanza; ``param_str`` (raw text) instead of ``params`` (as JSON)."""
     top_lines = "".join(f'  top: "{t}"\n' for t in tops)
     weights = "".join(f"  loss_weight: {w}\n" for w in [loss_weight] + [0] * (len(tops) - 1))
-    extra = "".join(f'  bottom: "{b}"\n' for b in extra_bottoms)
+    bottoms = [scores_blob, *([targets_blob] if targets_blob else []), *extra_bottoms]
+    bottom_lines = "".join(f'  bottom: "{b}"\n' for b in bottoms)
+    down = "".join(f"  propagate_down: {str(p).lower()}\n" for p in propagate_down)
+    text = json.dumps(params) if param_str is None else param_str
+    quoted = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return (
-        f'layer {{\n  name: "{name}"  type: "Python"\n'
-        f'  bottom: "{scores_blob}"  bottom: "{targets_blob}"\n{extra}'
+        f'layer {{\n  name: "{name}"  type: "Python"\n{bottom_lines}'
         f'{top_lines}  python_param {{\n    module: "python_layers.softmax_loss"\n'
-        f'    layer: "SoftmaxLossLayer"\n    param_str: {json.dumps(json.dumps(params))}\n  }}\n'
-        f"{weights}}}\n"
+        f'    layer: "SoftmaxLossLayer"\n    param_str: {quoted}\n  }}\n'
+        f"{weights}{down}}}\n"
     )
 
 

@@ -9,12 +9,10 @@ same comparisons run through CuPy (tests/test_gpu.py, scripts/gpu_check.sh).
 from __future__ import annotations
 
 import itertools
-import os
-import shutil
 
 import numpy as np
 import pytest
-from cuda_host import HostBackend, compile_kernels
+from cuda_host import HostBackend
 
 from python_layers.loss.cuda.engine import (
     BAD_SCORES,
@@ -27,18 +25,6 @@ from python_layers.loss.engine import SoftmaxCrossEntropy
 from python_layers.loss.layout import layout_for
 from python_layers.loss.options import Options
 from python_layers.loss.target_grad import label_weight_grad, target_grad
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory):
-    """kernels.cu built for the host; skipped without g++ (the Docker image ships no compiler)
-    unless REQUIRE_BUILD_SOURCE=1 (CI's native run)."""
-    if shutil.which("g++") is None:
-        message = "g++ is not installed: the kernels cannot be compiled for the host"
-        if os.environ.get("REQUIRE_BUILD_SOURCE") == "1":
-            pytest.fail(f"REQUIRE_BUILD_SOURCE=1: {message}", pytrace=False)
-        pytest.skip(message)
-    return compile_kernels(tmp_path_factory.mktemp("kernels"))
 
 
 def _address(array):
@@ -114,7 +100,7 @@ KINDS = ["dense", "index", "labels", "weighted"]
     [(k, s) for k, s in itertools.product(KINDS, SHAPES) if s == "rows" or k in ("dense", "index")],
 )
 def test_device_kernels_match_cpu_engine(library, kind, shape_name, options, block):
-    rng = np.random.default_rng(hash((kind, shape_name)) % 2**32)
+    rng = np.random.default_rng([KINDS.index(kind), list(SHAPES).index(shape_name)])
     scores, targets, weights, form = _inputs(kind, SHAPES[shape_name], rng)
     if kind == "index":
         options = Options(**{**options.__dict__, "ignore_label": 255})

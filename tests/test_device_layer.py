@@ -16,16 +16,15 @@ import numpy as np
 import pytest
 from cuda_host import HostBackend
 from nets import input_layer, net, softmax_loss_layer
-from test_device_engine import library  # noqa: F401 - the compiled kernels fixture
 
-from python_layers import device
 from python_layers.loss import engine as cpu_engine
+from python_layers.loss.cuda import device
 from python_layers.params import softmax_loss_params
 from python_layers.testing import check_gradients
 
 
 @pytest.fixture
-def gpu_path(monkeypatch, library):  # noqa: F811
+def gpu_path(monkeypatch, library):
     """Run the layer's GPU path on the host; returns the backend (it records launches)."""
     backend = HostBackend(library)
     monkeypatch.setattr(device, "gpu_mode", lambda: True)
@@ -192,7 +191,7 @@ def test_cpu_mode_uses_the_cpu_engine(caffe, make_net, monkeypatch):
 def test_engine_gpu_errors(caffe, make_net, monkeypatch):
     case = CASES["index"]
     if not hasattr(caffe, "get_mode"):  # CPU-only pycaffe: refused at set-up
-        with pytest.raises(Exception, match='"engine": "gpu" needs the GPU build of Caffe'):
+        with pytest.raises(ValueError, match='"engine": "gpu" needs the GPU build of Caffe'):
             _net(make_net, caffe, case, "TRAIN", "gpu")
         monkeypatch.setattr(caffe, "get_mode", lambda: "CPU", raising=False)
     n = _net(make_net, caffe, case, "TRAIN", "gpu")
@@ -221,7 +220,7 @@ def test_gpu_net_without_cupy_falls_back_once(caffe, make_net, monkeypatch, caps
 
 
 def test_param_str_engine_key_is_checked(caffe, make_net):
-    with pytest.raises(Exception, match="'engine' got 'cuda'; expected one of"):
+    with pytest.raises(ValueError, match="'engine' got 'cuda'; expected one of"):
         _net(make_net, caffe, CASES["index"], "TRAIN", "cuda")
     assert softmax_loss_params("")["engine"] == "auto"  # the default the README gives
 

@@ -1,6 +1,7 @@
-"""The blocked engine's memory behaviour: buffers are reused across calls and reallocated only
-when shapes change; a call allocates nothing of the scores' size; results do not depend on the
-number of threads or the block size."""
+"""The engine: its kernels against the float64 reference (python_layers/loss/reference.py),
+for every target form, both kernels (rows, positions) and both drivers (serial, parallel);
+its memory behaviour: buffers reused across calls and reallocated only when shapes change,
+nothing of the scores' size allocated per call."""
 
 from __future__ import annotations
 
@@ -12,17 +13,29 @@ import numpy as np
 import pytest
 
 from python_layers import softmax_math as sm
-from python_layers.loss import engine
-
-RNG = np.random.default_rng(7)
-needs_numba = pytest.mark.skipif(engine._fused is None, reason="numba is not importable")
+from python_layers.loss import fused_positions, fused_rows
+from python_layers.loss.reference import reference
 
 
-def dense_case(shape):
-    scores = RNG.normal(0, 3, shape).astype(np.float32)
-    targets = (RNG.uniform(size=shape) < 3 / shape[1]).astype(np.float32)
+def dense_case(shape, rng):
+    scores = rng.normal(0, 3, shape).astype(np.float32)
+    targets = (rng.uniform(size=shape) < 3 / shape[1]).astype(np.float32)
     targets[:, 0] += 1
     return scores, targets
+
+
+def case(kind, shape, rng):
+    """Scores and targets of a form: dense (k-hot plus reals), index, or label lists."""
+    scores, targets = dense_case(shape, rng)
+    if kind == "dense":
+        targets *= rng.uniform(0.2, 2, shape).astype(np.float32)
+        targets[1] = 0  # an ignored position
+        return scores, targets, None, "dense"
+    if kind == "index":
+        return scores, targets.argmax(axis=1).astype(np.float32), None, "index"
+    labels = rng.integers(-1, shape[1], (shape[0], 4)).astype(np.float32)
+    labels[2] = -1  # a row with no label
+    return scores, labels, rng.uniform(0.1, 2, labels.shape).astype(np.float32), "labels"
 
 
 def peak_allocation(engine, scores, targets, layout, grad):
@@ -44,135 +57,105 @@ def peak_allocation(engine, scores, targets, layout, grad):
     ],
 )
 def test_buffers_are_reused_and_calls_allocate_nothing_batch_sized(shape, kind):
-    """After the first call the buffers stay the same objects, and what a call allocates
-    (per-block temporaries) does not grow with the batch: nothing of the scores' size."""
+    """After the first call the buffers stay the same objects, and what a call allocates does
+    not grow with the batch: nothing of the scores' size."""
+    rng = np.random.default_rng(1)
     for batch in (shape[0], 2 * shape[0]):
-        scores, targets = dense_case((batch, *shape[1:]))
+        scores, targets = dense_case((batch, *shape[1:]), rng)
         if kind == "index":
             targets = targets.argmax(axis=1).astype(np.float32)
         layout = sm.layout_for(scores.shape, targets.shape)
         engine = sm.SoftmaxCrossEntropy(sm.Options(label_smoothing=0.1))
         grad = np.empty_like(scores)
         engine(scores, targets, layout, grad_out=grad)
-        buffers = {name: id(buffer) for name, buffer in engine._buffers.items()}
+        buffers = {name: id(buffer) for name, buffer in engine.buffers.names().items()}
         peak = peak_allocation(engine, scores, targets, layout, grad)
-        assert {name: id(buffer) for name, buffer in engine._buffers.items()} == buffers
+        assert {name: id(b) for name, b in engine.buffers.names().items()} == buffers
         assert engine.retained_bytes() <= 2 * scores.nbytes
         assert peak < 0.25 * scores.nbytes, (peak, scores.nbytes)
 
 
-@pytest.mark.parametrize(
-    "fused,name,per_row",
-    [(False, "row_max", (1, 1)), pytest.param(True, "row_stats", (11,), marks=needs_numba)],
-)
-def test_buffers_are_reallocated_on_reshape(fused, name, per_row):
-    loss = sm.SoftmaxCrossEntropy(fused=fused)
+def test_buffers_are_reallocated_on_reshape():
+    loss, rng = sm.SoftmaxCrossEntropy(), np.random.default_rng(2)
     for shape in [(8, 50), (16, 50), (8, 50)]:
-        scores, targets = dense_case(shape)
+        scores, targets = dense_case(shape, rng)
         loss(scores, targets, sm.layout_for(shape, shape))
-        assert loss._buffers[name].shape == (shape[0], *per_row)
+        assert loss.buffers.names()["row_stats"].shape == (shape[0], fused_rows.N_STATS)
 
 
-def _run(engine_, scores, targets, layout):
-    grad, probs = np.empty_like(scores), np.empty_like(scores)
-    loss = engine_(scores, targets, layout, grad_out=grad, probs_out=probs)
-    return loss, grad, probs
+OPTIONS = [
+    sm.Options(),
+    sm.Options(normalization="full", label_smoothing=0.1),
+    sm.Options(normalization="batch_size", normalize_targets=False),
+    sm.Options(normalization="none", label_smoothing=0.2, class_weights=(0.5, 2.0) * 20),
+    sm.Options(class_weights=(0.5, 2.0, 1.0, 0.0) * 10),
+]
 
 
-def _assert_same(results):
-    for loss, grad, probs in results[1:]:
-        assert loss == pytest.approx(results[0][0], rel=1e-12)
-        np.testing.assert_array_equal(grad, results[0][1])
-        np.testing.assert_array_equal(probs, results[0][2])
-
-
-@pytest.mark.parametrize("kind", ["dense", "index"])
-@pytest.mark.parametrize("shape", [(64, 9000), (3, 40, 50, 60)])
-def test_numpy_engine_threads_and_block_size_do_not_change_results(kind, shape, monkeypatch):
-    """The numpy block engine (fused=False, so the numba rows cannot stand in for it): 1 or 2
-    threads, and blocks of 1 MiB or of 1000 floats, give the same bits."""
-    scores, targets = dense_case(shape)
-    if kind == "index":
-        targets = targets.argmax(axis=1).astype(np.float32)
-    layout = sm.layout_for(scores.shape, targets.shape)
-    monkeypatch.setattr(engine, "PARALLEL_ELEMENTS", 1)
-    results, blocks_seen = [], set()
-    for threads, block in [(1, engine.BLOCK_ELEMENTS), (2, engine.BLOCK_ELEMENTS), (2, 1000)]:
-        monkeypatch.setattr(engine, "BLOCK_ELEMENTS", block)
-        engine_ = sm.SoftmaxCrossEntropy(threads=threads, fused=False)
-        results.append(_run(engine_, scores, targets, layout))
-        blocks_seen.add(len(engine_._blocks(layout)))
-        assert (engine_._pool is not None) == (threads > 1)  # the threaded path really ran
-    assert len(blocks_seen) == 2  # and the block size really changed the split
-    _assert_same(results)
-
-
-@needs_numba
-@pytest.mark.parametrize("kind", ["dense", "index"])
-def test_fused_rows_serial_and_parallel_kernels_agree(kind, monkeypatch):
-    """The fused kernels' two drivers: one thread, and chunks of rows over numba's threads."""
-    scores, targets = dense_case((64, 9000))
-    if kind == "index":
-        targets = targets.argmax(axis=1).astype(np.float32)
-    layout = sm.layout_for(scores.shape, targets.shape)
-    called = []
-    results = []
-    for driver, threshold in [("serial", 1 << 40), ("parallel", 1)]:
-        monkeypatch.setattr(engine, "FUSED_PARALLEL_ELEMENTS", threshold)
-        for phase in ("forward", "backward"):
-            name = f"{phase}_{driver}"
-            kernel = getattr(engine._fused, name)
-            monkeypatch.setattr(
-                engine._fused, name, lambda *a, _k=kernel, _n=name: called.append(_n) or _k(*a)
-            )
-        results.append(_run(sm.SoftmaxCrossEntropy(), scores, targets, layout))
-    assert called == ["forward_serial", "backward_serial", "forward_parallel", "backward_parallel"]
-    _assert_same(results)
-
-
-@pytest.mark.parametrize("kind", ["dense", "index"])
-@pytest.mark.parametrize("shape", [(64, 3000), (4, 21, 40, 50), (2, 7, 300)])
-def test_fused_and_numpy_engines_agree(kind, shape):
-    """The fused kernels (rows, or blocks of positions) against the numpy blocks, with label
-    smoothing and class weights, to float32 rounding."""
-    scores, targets = dense_case(shape)
-    if kind == "index":
-        targets = targets.argmax(axis=1).astype(np.float32)
-    layout = sm.layout_for(scores.shape, targets.shape)
-    options = sm.Options(label_smoothing=0.1, class_weights=tuple(RNG.uniform(0.5, 2, shape[1])))
-    fused, plain = (
-        _run(sm.SoftmaxCrossEntropy(options, fused=f), scores, targets, layout) for f in (1, 0)
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: repr(o)[8:50])
+@pytest.mark.parametrize("driver", ["serial", "parallel"])
+@pytest.mark.parametrize(
+    "kind,shape",
+    [
+        *[("dense", (9, 40)), ("index", (9, 40)), ("labels", (9, 40))],
+        *[("dense", (3, 40, 5, 70)), ("index", (3, 40, 300))],  # positions: over a block
+    ],
+)
+def test_kernels_match_the_float64_reference(kind, shape, driver, options, monkeypatch):
+    """Loss, gradient and probabilities to float32 rounding; the gradient's tolerance is
+    scaled to its own size (entries are ~1/Z), not to the scores'."""
+    for module in (fused_rows, fused_positions):
+        monkeypatch.setattr(module, "PARALLEL_ELEMENTS", 1 if driver == "parallel" else 1 << 40)
+    rng = np.random.default_rng(3)
+    scores, targets, weights, form = case(kind, shape, rng)
+    layout = sm.layout_for(scores.shape, targets.shape, form=form)
+    grad, probs = np.full_like(scores, np.nan), np.full_like(scores, np.nan)
+    loss = sm.SoftmaxCrossEntropy(options)(
+        scores, targets, layout, label_weights=weights, grad_out=grad, probs_out=probs
     )
-    assert fused[0] == pytest.approx(plain[0], rel=1e-6)
-    np.testing.assert_allclose(fused[1], plain[1], rtol=1e-5, atol=1e-8)
-    np.testing.assert_allclose(fused[2], plain[2], rtol=1e-5, atol=1e-9)
+    want = reference(scores, targets, layout, options, weights)
+    assert loss == pytest.approx(want.loss, rel=1e-5)
+    size = np.abs(want.score_grad).max()
+    np.testing.assert_allclose(grad, want.score_grad, rtol=1e-4, atol=1e-5 * size)
+    np.testing.assert_allclose(probs, want.probs, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("fused", [pytest.param(True, marks=needs_numba), False])
+@pytest.mark.parametrize("kind", ["dense", "index", "labels"])
+def test_serial_and_parallel_drivers_give_the_same_bits(kind, monkeypatch):
+    rng = np.random.default_rng(4)
+    scores, targets, weights, form = case(kind, (64, 900), rng)
+    layout = sm.layout_for(scores.shape, targets.shape, form=form)
+    results = []
+    for threshold in (1 << 40, 1):
+        monkeypatch.setattr(fused_rows, "PARALLEL_ELEMENTS", threshold)
+        grad = np.empty_like(scores)
+        loss = sm.SoftmaxCrossEntropy()(
+            scores, targets, layout, label_weights=weights, grad_out=grad
+        )
+        results.append((loss, grad))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
 @pytest.mark.parametrize("shape", [(6, 300), (2, 5, 20, 30)])
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
-def test_non_finite_scores_are_caught_by_every_path(fused, shape, bad):
-    scores, targets = dense_case(shape)
+def test_non_finite_scores_are_caught_by_both_kernels(shape, bad):
+    scores, targets = dense_case(shape, np.random.default_rng(5))
     where = (1, 3) + (0,) * (len(shape) - 2)
     scores[where] = bad
     probs = np.full_like(scores, 0.5)
-    with pytest.raises(
-        FloatingPointError,
-        match=rf"bottom\[0\] \(scores\) holds 1 non-finite "
-        rf"value\(s\), the first {bad} at {re.escape(str(where))}",
-    ):
-        sm.SoftmaxCrossEntropy(fused=fused)(
-            scores,
-            targets,
-            sm.layout_for(shape, shape),
-            grad_out=np.empty_like(scores),
-            probs_out=probs,
+    message = (
+        rf"bottom\[0\] \(scores\) holds 1 non-finite value\(s\), the first {bad} at "
+        + re.escape(str(where))
+    )
+    layout = sm.layout_for(shape, shape)
+    with pytest.raises(FloatingPointError, match=message):
+        sm.SoftmaxCrossEntropy()(
+            scores, targets, layout, grad_out=np.empty_like(scores), probs_out=probs
         )
     assert (probs == 0.5).all()  # a top: nothing written
-    with pytest.raises(FloatingPointError):  # without probs the kernels check as they go
-        sm.SoftmaxCrossEntropy(fused=fused)(
-            scores, targets, sm.layout_for(shape, shape), grad_out=np.empty_like(scores)
-        )
+    with pytest.raises(FloatingPointError, match=message):  # the kernels check as they go
+        sm.SoftmaxCrossEntropy()(scores, targets, layout, grad_out=np.empty_like(scores))
 
 
 NRT_PROBE = """
@@ -200,7 +183,6 @@ print(after.alloc - before.alloc)
 """
 
 
-@needs_numba
 @pytest.mark.parametrize("kind", ["dense", "index"])
 @pytest.mark.parametrize("shape", [(16, 5000), (2, 21, 64, 64)])
 def test_fused_kernels_allocate_nothing_per_row(kind, shape):

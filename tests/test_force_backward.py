@@ -14,10 +14,7 @@ SENTINEL = 5.0  # written to the targets' diff before backward: still there = no
 
 
 def build(make_net, caffe, force_backward: bool, propagate_down=None, **params):
-    loss = softmax_loss_layer("scores", "targets", **params)
-    if propagate_down is not None:
-        lines = "".join(f"  propagate_down: {str(p).lower()}\n" for p in propagate_down)
-        loss = loss.rstrip().removesuffix("}") + lines + "}\n"
+    loss = softmax_loss_layer("scores", "targets", propagate_down=propagate_down or (), **params)
     prototxt = net(
         input_layer(data=(4, 3), targets=(4, 5)),
         'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "scores"\n'

@@ -11,7 +11,6 @@ from nets import input_layer, net, softmax_loss_layer
 from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm
-from python_layers.loss import engine
 from python_layers.testing import check_gradients
 
 RNG = np.random.default_rng(11)
@@ -109,7 +108,7 @@ def test_label_lists_never_build_a_dense_target_array(monkeypatch):
         tracemalloc.stop()
         # per-row and per-label buffers, and C-sized vectors: class weights of 1, and two rows
         # of kernel scratch per thread; never anything (N, C)
-        vectors = 1 + 2 * (engine._fused.threads() if engine._fused else 0)
+        vectors = 1 + 2 * loss.threads
         assert loss.retained_bytes() < 64 * 8 * 64 + 4 * classes * vectors
     assert sizes[16000] <= sizes[1000] + 1024, sizes
 

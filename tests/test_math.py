@@ -2,25 +2,12 @@
 
 import numpy as np
 import pytest
+from conftest import khot
 from hypothesis import given
 from hypothesis import strategies as st
 from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm
-
-RNG = np.random.default_rng(0)
-
-
-pytestmark = pytest.mark.usefixtures("engine_path")  # every test on both engine paths
-
-
-def khot(shape, axis=1, k_max=3, rng=RNG):
-    """Random k-hot targets (k in 1..k_max) along ``axis``."""
-    moved = np.moveaxis(np.zeros(shape, np.float32), axis, -1)
-    rows = moved.reshape(-1, shape[axis])
-    for row in rows:
-        row[rng.choice(shape[axis], size=rng.integers(1, k_max + 1), replace=False)] = 1
-    return np.moveaxis(rows.reshape(moved.shape), -1, axis)
 
 
 def compare(scores, targets, with_target_grad=False, **options):
@@ -35,9 +22,9 @@ def compare(scores, targets, with_target_grad=False, **options):
 @pytest.mark.parametrize("normalization", sm.NORMALIZATIONS)
 @pytest.mark.parametrize("normalize_targets", [True, False])
 @pytest.mark.parametrize("shape,axis", [((6, 10), 1), ((2, 5, 3, 4), 1), ((3, 4, 7), -1)])
-def test_dense_targets_match_oracle(shape, axis, normalization, normalize_targets):
-    scores = RNG.normal(0, 3, shape).astype(np.float32)
-    targets = khot(shape, axis) * RNG.uniform(0.2, 2, shape).astype(np.float32)
+def test_dense_targets_match_oracle(rng, shape, axis, normalization, normalize_targets):
+    scores = rng.normal(0, 3, shape).astype(np.float32)
+    targets = khot(shape, axis, rng=rng) * rng.uniform(0.2, 2, shape).astype(np.float32)
     compare(
         scores, targets, axis=axis, normalization=normalization, normalize_targets=normalize_targets
     )
@@ -45,11 +32,11 @@ def test_dense_targets_match_oracle(shape, axis, normalization, normalize_target
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_zero_rows_smoothing_and_weights_match_oracle(smoothing, weighted):
-    scores = RNG.normal(0, 2, (8, 6)).astype(np.float32)
-    targets = khot((8, 6))
+def test_zero_rows_smoothing_and_weights_match_oracle(rng, smoothing, weighted):
+    scores = rng.normal(0, 2, (8, 6)).astype(np.float32)
+    targets = khot((8, 6), rng=rng)
     targets[[1, 5]] = 0  # ignored positions
-    weights = RNG.uniform(0, 3, 6) if weighted else None
+    weights = rng.uniform(0, 3, 6) if weighted else None
     ours = compare(scores, targets, label_smoothing=smoothing, class_weights=weights)
     assert not ours.score_grad[[1, 5]].any()
 
@@ -57,10 +44,10 @@ def test_zero_rows_smoothing_and_weights_match_oracle(smoothing, weighted):
 @pytest.mark.parametrize("normalization", sm.NORMALIZATIONS)
 @pytest.mark.parametrize("ignore_label", [None, 2])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_index_targets_match_oracle(normalization, ignore_label, weighted):
-    scores = RNG.normal(0, 2, (4, 5, 3, 2)).astype(np.float32)
-    labels = RNG.integers(0, 5, (4, 1, 3, 2)).astype(np.float32)
-    weights = RNG.uniform(0.1, 2, 5) if weighted else None
+def test_index_targets_match_oracle(rng, normalization, ignore_label, weighted):
+    scores = rng.normal(0, 2, (4, 5, 3, 2)).astype(np.float32)
+    labels = rng.integers(0, 5, (4, 1, 3, 2)).astype(np.float32)
+    weights = rng.uniform(0.1, 2, 5) if weighted else None
     compare(
         scores,
         labels,
@@ -71,9 +58,9 @@ def test_index_targets_match_oracle(normalization, ignore_label, weighted):
     )
 
 
-def test_onehot_dense_equals_index():
-    scores = RNG.normal(0, 2, (7, 9)).astype(np.float32)
-    labels = RNG.integers(0, 9, 7)
+def test_onehot_dense_equals_index(rng):
+    scores = rng.normal(0, 2, (7, 9)).astype(np.float32)
+    labels = rng.integers(0, 9, 7)
     onehot = np.eye(9, dtype=np.float32)[labels]
     dense = sm.softmax_cross_entropy(scores, onehot)
     index = sm.softmax_cross_entropy(scores, labels.astype(np.float32))
@@ -83,9 +70,9 @@ def test_onehot_dense_equals_index():
 
 @pytest.mark.parametrize("normalize_targets", [True, False])
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
-def test_target_gradient_matches_numeric_oracle(normalize_targets, smoothing):
-    scores = RNG.normal(0, 2, (3, 4, 2)).astype(np.float32)
-    targets = RNG.uniform(0.1, 1, (3, 4, 2)).astype(np.float32)
+def test_target_gradient_matches_numeric_oracle(rng, normalize_targets, smoothing):
+    scores = rng.normal(0, 2, (3, 4, 2)).astype(np.float32)
+    targets = rng.uniform(0.1, 1, (3, 4, 2)).astype(np.float32)
     options = dict(
         normalize_targets=normalize_targets, label_smoothing=smoothing, class_weights=[1, 2, 0.5, 1]
     )
@@ -100,18 +87,18 @@ def test_target_gradient_matches_numeric_oracle(normalize_targets, smoothing):
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 @pytest.mark.parametrize("shape,axis", [((7, 9), 1), ((3, 2, 5), 1)])
 def test_target_gradient_of_rows_matches_numeric_oracle(
-    normalization, normalize_targets, smoothing, shape, axis
+    rng, normalization, normalize_targets, smoothing, shape, axis
 ):
     """Distillation targets on (N, C) rows (the fused kernel's own target gradient) and on
     an inner dimension, with a zero (ignored) row, class weights and every normalization."""
-    scores = RNG.normal(0, 2, shape).astype(np.float32)
-    targets = RNG.uniform(0.1, 1, shape).astype(np.float32)
+    scores = rng.normal(0, 2, shape).astype(np.float32)
+    targets = rng.uniform(0.1, 1, shape).astype(np.float32)
     targets[1] = 0
     options = dict(
         normalization=normalization,
         normalize_targets=normalize_targets,
         label_smoothing=smoothing,
-        class_weights=RNG.uniform(0.2, 2, shape[axis]),
+        class_weights=rng.uniform(0.2, 2, shape[axis]),
     )
     ours = compare(scores, targets, with_target_grad=True, **options)
     expected = reference_target_grad(scores, targets, **options)
@@ -163,21 +150,21 @@ def test_layout_detects_target_kind(targets_shape, kind):
 
 @pytest.mark.parametrize("shape,axis", [((5, 400), 1), ((2, 300, 3, 2), 1), ((3, 2, 500), 2)])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_sparse_khot_targets_match_oracle(shape, axis, weighted):
+def test_sparse_khot_targets_match_oracle(rng, shape, axis, weighted):
     """Few non-zeros per position: the engine's sparse dot product path."""
-    scores = RNG.normal(0, 3, shape).astype(np.float32)
-    targets = khot(shape, axis, k_max=3)
-    weights = RNG.uniform(0.5, 2, shape[axis]) if weighted else None
+    scores = rng.normal(0, 3, shape).astype(np.float32)
+    targets = khot(shape, axis, k_max=3, rng=rng)
+    weights = rng.uniform(0.5, 2, shape[axis]) if weighted else None
     compare(scores, targets, axis=axis, class_weights=weights)
 
 
 @pytest.mark.parametrize("kind", ["khot", "index"])
-def test_large_inputs_match_oracle(kind):
+def test_large_inputs_match_oracle(rng, kind):
     """Over a million scores: the multi-threaded kernels (numba's and the numpy blocks')."""
     shape = (80, 14000)
-    scores = RNG.normal(0, 3, shape).astype(np.float32)
-    labels = RNG.integers(0, shape[1], shape[0])
-    targets = khot(shape) if kind == "khot" else labels.astype(np.float32)
+    scores = rng.normal(0, 3, shape).astype(np.float32)
+    labels = rng.integers(0, shape[1], shape[0])
+    targets = khot(shape, rng=rng) if kind == "khot" else labels.astype(np.float32)
     compare(scores, targets, label_smoothing=0.05)
 
 
@@ -241,11 +228,11 @@ def test_any_memory_layout_gives_the_c_ordered_result(case):
         np.testing.assert_allclose(got.probs, probs, rtol=1e-5, atol=1e-7)
 
 
-def test_a_transposed_view_of_scores_gets_the_right_gradient():
+def test_a_transposed_view_of_scores_gets_the_right_gradient(rng):
     """The case the issue reports: (2, 3, 4, 5) float32 with its last two axes transposed."""
-    x = RNG.normal(size=(2, 3, 4, 5)).astype(np.float32)
+    x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
     scores = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
-    targets = RNG.uniform(size=scores.shape).astype(np.float32)
+    targets = rng.uniform(size=scores.shape).astype(np.float32)
     ours = sm.softmax_cross_entropy(scores, targets)
     loss, grad, _ = reference(scores, targets)
     assert ours.loss == pytest.approx(loss, rel=1e-5)
@@ -253,9 +240,9 @@ def test_a_transposed_view_of_scores_gets_the_right_gradient():
     assert ours.score_grad.flags.c_contiguous
 
 
-def test_the_engine_refuses_outputs_it_cannot_write_in_place():
-    scores = RNG.normal(size=(4, 6)).astype(np.float32)
-    labels = RNG.integers(0, 6, 4).astype(np.float32)
+def test_the_engine_refuses_outputs_it_cannot_write_in_place(rng):
+    scores = rng.normal(size=(4, 6)).astype(np.float32)
+    labels = rng.integers(0, 6, 4).astype(np.float32)
     with pytest.raises(ValueError, match="grad_out must be C-contiguous"):
         sm.SoftmaxCrossEntropy()(
             scores, labels, sm.layout_for((4, 6), (4,)), grad_out=np.empty((6, 4), np.float32).T

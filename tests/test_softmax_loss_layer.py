@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import khot
 from nets import input_layer, native_softmax_loss_layer, net, softmax_loss_layer
 from oracle import reference, reference_target_grad
-from test_math import khot
 
+from python_layers.loss.options import NORMALIZATIONS
 from python_layers.testing import check_gradients
 
 pytestmark = pytest.mark.caffe
 RNG = np.random.default_rng(1)
-NORMALIZATIONS = ["full", "valid", "batch_size", "none"]
 
 
 def labels_for(shape, classes, ignore_label=None):
@@ -263,7 +263,8 @@ def test_gradient_checker_catches_a_layer_that_ignores_the_loss_weight(make_net,
 
     def backward_without_weight(self, top, propagate_down, bottom):
         # the gradient for loss weight 1, whatever top[0].diff says
-        self.engine.backward(self.saved, bottom[0].data, bottom[1].data, grad_out=bottom[0].diff)
+        saved = self.adapter.saved
+        self.engine.backward(saved, bottom[0].data, bottom[1].data, grad_out=bottom[0].diff)
 
     monkeypatch.setattr(softmax_loss.SoftmaxLossLayer, "backward", backward_without_weight)
     n = make_net(

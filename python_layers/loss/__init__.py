@@ -1,8 +1,13 @@
-"""The loss, in plain numpy (no Caffe): one idea per module.
+"""The loss without Caffe (numpy and numba; CUDA in :mod:`.cuda`): one idea per module.
 
 - :mod:`.layout`: how scores split around the class axis; which form the targets take.
-- :mod:`.targets`: bad-input messages naming blob, position and value.
-- :mod:`.engine`: :class:`~.engine.SoftmaxCrossEntropy`, loss and score gradient in one pass
-  (numpy blocks, or the numba rows of :mod:`.fused_rows` for (N, C) scores).
-- :mod:`.target_grad`: the gradient with respect to dense targets and label weights.
+- :mod:`.forms`: the three target forms as objects (validation and wording, what the kernels
+  read, the gradient to the targets); :mod:`.targets` holds the messages.
+- :mod:`.normalize`: the divisor Z and every normalisation rule, once.
+- :mod:`.engine`: :class:`~.engine.SoftmaxCrossEntropy`, forward and backward, on the numba
+  kernels of :mod:`.fused_rows` ((N, C) scores) and :mod:`.fused_positions` (dims after the
+  class axis), which share :mod:`.numba_parts`; buffers in :mod:`.buffers`.
+- :mod:`.reference`: the same math in float64 numpy, what the kernels are tested against.
+- :mod:`.target_grad`: the gradient with respect to dense targets and label weights (float64).
+- :mod:`.blobs`: the engines on Caffe's blobs (host arrays, or device addresses on a GPU).
 """

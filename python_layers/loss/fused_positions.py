@@ -22,7 +22,17 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .numba_parts import BAD_SCORES, FAST, exp_parts
+from .buffers import Buffers
+from .numba_parts import (
+    BAD_SCORES,
+    FAST,
+    PARALLEL_ELEMENTS,
+    exp_parts,
+    raise_if_bad,
+    summarise,
+    threads,
+)
+from .options import Options
 
 BLOCK = 256  # positions per task: C x 256 floats of scratch stay in L1/L2
 
@@ -167,3 +177,58 @@ def backward_parallel(args, work, bits, shift, total, stats):  # pragma: no cove
     for chunk in prange(chunks):
         for task in range(chunk * step, min(tasks, (chunk + 1) * step)):
             _backward_task(task, args, work[chunk], bits[chunk], shift[chunk], total[chunk], stats)
+
+
+class Positions:
+    """Dims after the class axis: blocks of positions, one numba pass each."""
+
+    writes_target_grad = False  # the dense targets' gradient: the form's, in float64
+
+    def __init__(self, buffers: Buffers, options: Options, class_weights: np.ndarray):
+        self.buffers, self.options, self.weights = buffers, options, class_weights
+
+    def _run(self, kernels, args, scores) -> np.ndarray:
+        outer, classes, inner = scores.shape
+        width, b = BLOCK, self.buffers
+        chunks = threads() if scores.size >= PARALLEL_ELEMENTS else 1
+        stats = b("block_stats", (outer * -(-inner // width), 3), np.float64)
+        stats.fill(0.0)
+        scratch = (
+            b("block_work", (chunks, classes, width)),
+            b("block_bits", (chunks, width), np.int32),
+            b("block_shift", (chunks, width)),
+            b("block_total", (chunks, width), np.float64),
+        )
+        (kernels[1] if chunks > 1 else kernels[0])(args, *scratch, stats)
+        return stats
+
+    def _targets(self, prepared, targets) -> tuple:
+        dense = prepared.dense
+        return (
+            *(dense, targets if dense else self.buffers.unused(3), prepared.labels),
+            *(prepared.coefficients, prepared.scale, prepared.offset, prepared.mass),
+        )
+
+    def forward(self, scores, targets, prepared, probs) -> tuple[float, float, tuple]:
+        b = self.buffers
+        kept = (
+            b("saved_max", (scores.shape[0], scores.shape[2])),
+            b("saved_total", (scores.shape[0], scores.shape[2]), np.float64),
+        )
+        args = (
+            *(scores, *self._targets(prepared, targets), self.weights),
+            *(b.unused(3) if probs is None else probs, probs is not None, *kept),
+        )
+        kernels = (forward_serial, forward_parallel)
+        loss, _, bad_task, code = summarise(self._run(kernels, args, scores))
+        raise_if_bad(bad_task, code)
+        return loss, 0.0, kept
+
+    def backward(self, saved, scores, targets, grad, grad_scale, t_grad, t_scale) -> None:
+        if grad is not None:
+            args = (
+                *(scores, *self._targets(saved.prepared, targets), self.weights),
+                *(grad_scale / saved.divisor, grad, *saved.kept),
+            )
+            kernels = (backward_serial, backward_parallel)
+            self._run(kernels, args, scores)

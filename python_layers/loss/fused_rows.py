@@ -24,15 +24,21 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .numba_parts import (  # noqa: F401 - threads: for callers that size scratch
+from .buffers import Buffers
+from .normalize import weight_sum
+from .numba_parts import (
     BAD_SCORES,
     BAD_TARGETS,
     FAST,
+    PARALLEL_ELEMENTS,
     exp_shifted,
     max_and_check,
+    raise_if_bad,
+    summarise,
     threads,
     write_probs,
 )
+from .options import Options
 
 LOSS, VALID, CODE, MAX, TOTAL, SCALE, OFFSET, MASS, T_SUM, WEIGHTED, DOT_T = range(11)
 N_STATS = 11
@@ -82,8 +88,8 @@ def _forward_row(r, args, work, bits, stats):  # pragma: no cover - numba
     dot_w = dot_t = 0.0  # sum_c w_c (s_c - m) and sum_c w_c t_c (s_c - m)
     if dense:
         t = targets[r]
-        for c in range(s.size):
-            shifted = weights[c] * (s[c] - m)
+        for c in range(s.size):  # float64 products: the targets' gradient subtracts dot_t
+            shifted = np.float64(weights[c]) * (s[c] - m)
             dot_t += t[c] * shifted
             dot_w += shifted
     elif st[OFFSET] != 0:  # label smoothing: a_c includes w_c offset for every class
@@ -132,12 +138,11 @@ def _backward_row(r, args, work, bits, stats):  # pragma: no cover - numba
         log_total, t_sum = math.log(st[TOTAL]), st[T_SUM]
         if normalize:  # (g_c - sum_i g_i t_i / T) / T
             projection = base * (st[WEIGHTED] * log_total - st[DOT_T]) / t_sum
-            t_scale, t_shift = np.float32(base / t_sum), np.float32(projection / t_sum)
+            t_scale, t_shift = base / t_sum, projection / t_sum
         else:
-            t_scale, t_shift = np.float32(base), np.float32(0.0)
-        log_total32 = np.float32(log_total)
-        for c in range(s.size):
-            tg[c] = t_scale * weights[c] * (log_total32 - (s[c] - m)) - t_shift
+            t_scale, t_shift = base, 0.0
+        for c in range(s.size):  # in float64: the two terms nearly cancel for a lone label
+            tg[c] = np.float32(t_scale * weights[c] * (log_total - (s[c] - m)) - t_shift)
 
 
 # Each driver runs rows in order (serial) or in one contiguous chunk per scratch row, chunks
@@ -215,12 +220,54 @@ def prepare_lists(
     return valid_rows, 0
 
 
-@njit(cache=True)
-def summarise(stats):  # pragma: no cover - numba
-    """(sum of row losses in row order, valid rows, first bad row or -1 and its code)."""
-    loss, valid = 0.0, 0.0
-    for r in range(stats.shape[0]):
-        if stats[r, 2] != 0:
-            return 0.0, 0.0, r, stats[r, 2]
-        loss += stats[r, 0]
-        valid += stats[r, 1]
+class Rows:
+    """(N, C) scores ((N, C, 1) views flattened): one numba pass per row."""
+
+    writes_target_grad = True  # the dense targets' gradient, in the backward pass
+
+    def __init__(self, buffers: Buffers, options: Options, class_weights: np.ndarray):
+        self.buffers, self.options, self.weights = buffers, options, class_weights
+
+    def _run(self, kernels, args, stats, size: int) -> None:
+        chunks = threads() if size >= PARALLEL_ELEMENTS else 1
+        classes = self.weights.size
+        work = self.buffers("row_work", (chunks, classes))
+        bits = self.buffers("row_bits", (chunks, classes), np.int32)
+        (kernels[1] if chunks > 1 else kernels[0])(args, work, bits, stats)
+
+    def _targets(self, prepared, targets) -> tuple:
+        dense = prepared.dense
+        return (
+            *(dense, targets[:, :, 0] if dense else self.buffers.unused(2)),
+            *(prepared.labels[:, :, 0], prepared.coefficients[:, :, 0]),
+        )
+
+    def forward(self, scores, targets, prepared, probs) -> tuple[float, float, tuple]:
+        """(loss before 1/Z, valid rows, kept); raises on bad input."""
+        o, b = self.options, self.buffers
+        stats = b("row_stats", (scores.shape[0], N_STATS), np.float64)
+        stats.fill(0.0)
+        args = (
+            scores[:, :, 0],
+            *self._targets(prepared, targets),
+            *(prepared.offset[:, 0, 0], prepared.mass[:, 0, 0], self.weights),
+            *(weight_sum(o, self.weights.size), o.label_smoothing, o.normalize_targets),
+            *(b.unused(2) if probs is None else probs[:, :, 0], probs is not None),
+        )
+        self._run((forward_serial, forward_parallel), args, stats, scores.size)
+        loss, valid, bad_row, code = summarise(stats)
+        raise_if_bad(bad_row, code)
+        return loss, valid, (stats,)
+
+    def backward(self, saved, scores, targets, grad, grad_scale, t_grad, t_scale) -> None:
+        o, b, z = self.options, self.buffers, saved.divisor
+        args = (
+            scores[:, :, 0],
+            *self._targets(saved.prepared, targets),
+            *(self.weights, o.label_smoothing, o.normalize_targets),
+            *(grad_scale / z, b.unused(2) if grad is None else grad[:, :, 0], t_scale / z),
+            *(b.unused(2) if t_grad is None else t_grad[:, :, 0], grad is not None),
+            t_grad is not None,
+        )
+        kernels = (backward_serial, backward_parallel)
+        self._run(kernels, args, saved.kept[0], scores.size)

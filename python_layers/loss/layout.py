@@ -9,7 +9,7 @@ the dims before the class axis, ``inner`` of those after it, and a *position* is
 - ``labels``: a label list per row, shape (N, K), class indices padded with -1 (only for
   scores without an inner dimension: (N, C) or (N, C, 1, 1)).
 
-The engines see two encodings: dense, and sparse (index = a label list of one).
+Each form is an object in :mod:`.forms`, which owns what follows from it.
 """
 
 from __future__ import annotations
@@ -38,11 +38,6 @@ class Layout:
     @property
     def positions(self) -> int:
         return self.outer * self.inner
-
-    @property
-    def sparse(self) -> bool:
-        """Targets given as class indices (index or label lists), not as a dense array."""
-        return self.target_kind != "dense"
 
 
 def _drop_ones(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -15,6 +15,8 @@ import os
 import numpy as np
 from numba import get_num_threads, njit
 
+from .targets import BadScoresError, BadTargetsError
+
 # Idle OpenMP threads spin by default and take the cores from OpenBLAS's threads in the rest
 # of the net (measured: the example conv net ran 25% slower): let them sleep instead. Read by
 # libgomp when numba first starts its threads, after this import.
@@ -25,7 +27,14 @@ _LN2_HI = np.float32(0.693359375)
 _LN2_LO = np.float32(-2.12194440e-4)
 _FLOOR = np.float32(-87.0)  # exp(-87) ~ 1.6e-38: below it, 0 and the floor differ negligibly
 BAD_SCORES, BAD_TARGETS = 1.0, 2.0
+PARALLEL_ELEMENTS = 1 << 17  # below this, threads cost more than they save (measured, 2 cores)
 FAST = {"reassoc"}  # vectorised float64 sums; never nnan/ninf: the checks rely on nan and inf
+
+
+def raise_if_bad(bad_at: int, code: float) -> None:
+    """Raise the internal error a kernel's bad-input code stands for (the engine words it)."""
+    if bad_at >= 0:
+        raise BadScoresError if code == BAD_SCORES else BadTargetsError
 
 
 def threads() -> int:

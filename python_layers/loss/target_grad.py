@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .layout import Layout, class_view, label_view
-from .options import DEFAULT_OPTIONS, Options, loss_divisor
+from .normalize import divisor, divisor_rule
+from .options import DEFAULT_OPTIONS, Options
 
 
 def _log_softmax(scores3: np.ndarray) -> np.ndarray:
@@ -41,8 +42,8 @@ def target_grad(
     targets3 = class_view(np.asarray(targets, dtype=np.float64), layout)
     sums = targets3.sum(axis=1, keepdims=True)
     valid = sums > 0
-    divisor = loss_divisor(options.normalization, layout, float(np.count_nonzero(valid)))
-    grad = _log_softmax(scores3) / divisor  # d loss / d (w t_smoothed), float64
+    z = divisor(divisor_rule(options, layout), np.count_nonzero(valid))
+    grad = _log_softmax(scores3) / z  # d loss / d (w t_smoothed), float64
     if options.class_weights is not None:
         grad *= np.asarray(options.class_weights).reshape(1, -1, 1)
     grad *= 1.0 - options.label_smoothing  # through t <- (1-eps) t + eps/C
@@ -72,9 +73,9 @@ def label_weight_grad(
     codes = np.maximum(codes, 0)
     sums = weights.sum(axis=1, keepdims=True)
     valid = sums > 0
-    divisor = loss_divisor(options.normalization, layout, float(np.count_nonzero(valid)))
+    z = divisor(divisor_rule(options, layout), np.count_nonzero(valid))
     neg_log_p = _log_softmax(scores2)[:, :, 0]  # (N, C)
-    grad = neg_log_p[np.arange(rows)[:, None], codes] / divisor  # (N, K): at the listed classes
+    grad = neg_log_p[np.arange(rows)[:, None], codes] / z  # (N, K): at the listed classes
     if options.class_weights is not None:
         grad *= np.asarray(options.class_weights)[codes]
     grad *= 1.0 - options.label_smoothing

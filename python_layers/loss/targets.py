@@ -11,6 +11,14 @@ import numpy as np
 PADDING = -1  # a label list's filler: no label
 
 
+class BadScoresError(Exception):
+    """Internal: a kernel found non-finite scores; the engine words the error."""
+
+
+class BadTargetsError(Exception):
+    """Internal: bad target values found; the engine asks the form to word the error."""
+
+
 class TargetError(ValueError):
     """Targets with a bad shape or bad values (names the blob, the position and the value)."""
 

@@ -19,15 +19,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..forms import form_of
 from ..layout import Layout
+from ..normalize import divisor_rule, weight_sum
 from ..options import DEFAULT_OPTIONS, Options
 
 KERNELS = Path(__file__).with_name("kernels.cu")
 N_STATS, N_PARTS, N_STATUS = 8, 3, 4  # doubles per position / per position / in the status
 R_LOSS, R_BAD, R_BAD_AT = 0, 2, 3  # status entries read by the host
 BAD_SCORES, BAD_TARGETS = 1, 2
-Z_MODES = {"full": 0, "valid": 1, "batch_size": 2, "none": 3}
-Z_WEIGHTED = 4  # index targets with class weights, "valid": Z = sum of the labels' weights
 DENSE, SPARSE = 0, 1
 BLOCK_CLASSES = 32  # (N, C) with at least this many classes: a thread block per row
 
@@ -80,20 +80,6 @@ class DeviceSoftmaxCrossEntropy:
             array, address = self._buffers[name] = self.backend.buffer(max(count, 1), dtype)
             self._plans.clear()
         return address
-
-    def _weight_sum(self, classes: int) -> float:
-        weights = self.options.class_weights
-        return float(classes) if weights is None else float(np.sum(weights))
-
-    def _z_mode(self, layout: Layout) -> int:
-        o = self.options
-        if (
-            layout.target_kind == "index"
-            and o.class_weights is not None
-            and o.normalization == "valid"
-        ):
-            return Z_WEIGHTED
-        return Z_MODES[o.normalization]
 
     def _shape(self, layout: Layout) -> tuple[str, int, int]:
         """Kernel suffix, blocks and threads for the per-position kernels."""
@@ -192,7 +178,7 @@ class DeviceSoftmaxCrossEntropy:
 
     def _common(self, scores, targets, layout, label_weights) -> tuple:
         """The arguments both per-position kernels take first."""
-        kind = DENSE if layout.target_kind == "dense" else SPARSE
+        kind = DENSE if form_of(layout).view_as_classes else SPARSE
         weights = _u64(self._weights[1] if self._weights else 0)
         return (
             *(_u64(scores), _u64(targets), _u64(label_weights), weights),
@@ -214,9 +200,9 @@ class DeviceSoftmaxCrossEntropy:
     def _forward_plan(self, scores, targets, layout, label_weights, probs_out, loss_out) -> list:
         """The launches (kernel, blocks, threads, arguments) of one forward."""
         o, positions, width = self.options, layout.positions, layout.labels_per_row
-        has_pad = layout.target_kind == "labels" or o.ignore_label is not None
-        pad = -1 if layout.target_kind == "labels" else (o.ignore_label or 0)
-        sparse_count = positions * width if layout.target_kind != "dense" else 1
+        form = form_of(layout)
+        pad = form.padding(o)
+        sparse_count = 1 if form.view_as_classes else positions * width
         stats = self._buffer("stats", positions * N_STATS, np.float64)
         codes = self._buffer("codes", sparse_count, np.int32)
         coefs = self._buffer("coefs", sparse_count, np.float32)
@@ -225,16 +211,16 @@ class DeviceSoftmaxCrossEntropy:
         eps, normalize = np.float64(o.label_smoothing), np.int64(o.normalize_targets)
         common = self._common(scores, targets, layout, label_weights)
         suffix, blocks, threads = self._shape(layout)
-        z_mode = self._z_mode(layout)
+        rule = divisor_rule(o, layout, weighs_labels=form.counts_label_weights)
         plan = [  # 1. per-position statistics; 2. the loss and Z, in one block
             (
                 f"stats_{suffix}",
                 blocks,
                 threads,
                 (
-                    *(*common, np.int64(bool(label_weights)), normalize, np.int64(has_pad)),
-                    *(np.float64(pad), np.int64(z_mode), eps),
-                    *(np.float64(self._weight_sum(layout.classes)), _u64(stats), _u64(codes)),
+                    *(*common, np.int64(bool(label_weights)), normalize, np.int64(pad is not None)),
+                    *(np.float64(pad or 0), np.int64(rule.counts), eps),
+                    *(np.float64(weight_sum(o, layout.classes)), _u64(stats), _u64(codes)),
                     *(_u64(coefs), _u64(parts)),
                 ),
             ),
@@ -243,8 +229,8 @@ class DeviceSoftmaxCrossEntropy:
                 1,
                 self.backend.block_threads,
                 (
-                    *(_u64(parts), np.int64(positions), np.int64(layout.outer), np.int64(z_mode)),
-                    *(_u64(status), _u64(loss_out)),
+                    *(_u64(parts), np.int64(positions), np.int64(rule.counts)),
+                    *(np.float64(rule.fixed), np.int64(rule.clamp), _u64(status), _u64(loss_out)),
                 ),
             ),
         ]
@@ -256,9 +242,10 @@ class DeviceSoftmaxCrossEntropy:
         self, scores, targets, layout, label_weights, grad_out, grad_scale, target_grad_out,
         label_weight_grad_out, target_grad_scale,
     ) -> list:  # fmt: skip
-        if target_grad_out and layout.target_kind != "dense":
+        gradient_bottom = form_of(layout).gradient_bottom
+        if target_grad_out and gradient_bottom != 1:
             raise ValueError("target_grad_out is for dense targets")
-        if label_weight_grad_out and not (layout.target_kind == "labels" and label_weights):
+        if label_weight_grad_out and not (gradient_bottom == 2 and label_weights):
             raise ValueError("label_weight_grad_out is for label lists with label weights")
         common = self._common(scores, targets, layout, label_weights)
         outputs = (grad_out, 0, target_grad_out, label_weight_grad_out)

@@ -30,7 +30,8 @@ typedef long long i64;
 #define MAX_THREADS 1024  // the largest block (a power of two); blocks use powers of two
 
 enum Kind { DENSE = 0, SPARSE = 1 };
-enum ZMode { Z_FULL = 0, Z_VALID = 1, Z_BATCH = 2, Z_NONE = 3, Z_WEIGHTED = 4 };
+// What Z counts: the rule comes from python_layers/loss/normalize.py (divisor_rule).
+enum ZCounts { Z_FIXED = 0, Z_VALID = 1, Z_WEIGHTS = 2 };
 enum Bad { GOOD = 0, BAD_SCORES = 1, BAD_TARGETS = 2 };
 
 // Per-position statistics kept between the kernels (doubles).
@@ -96,7 +97,7 @@ template <bool BLOCK>
 __device__ void position_stats(
     i64 pos, const float* s, const float* t, const float* lw, const float* w, i64 classes,
     i64 inner, i64 width, i64 kind, i64 has_lw, i64 normalize, i64 has_pad, double pad,
-    i64 z_mode, double eps, double weight_sum, double* stats, int* codes, float* coefs,
+    i64 z_counts, double eps, double weight_sum, double* stats, int* codes, float* coefs,
     double* parts, double* shared) {
   typedef Team<BLOCK> T;
   const Position p(pos, classes, inner);
@@ -166,7 +167,7 @@ __device__ void position_stats(
       mass += coef;
       dot += (double)coef * (s[p.at(code)] - m);
     }
-    z = z_mode == Z_WEIGHTED ? (valid ? weighted : 0.0) : (valid ? 1.0 : 0.0);
+    z = z_counts == Z_WEIGHTS ? (valid ? weighted : 0.0) : (valid ? 1.0 : 0.0);
   }
   double* st = stats + pos * N_STATS;
   st[S_MAX] = m;
@@ -186,11 +187,11 @@ __device__ void position_stats(
 #define STATS_PARAMS                                                                        \
   u64 scores, u64 targets, u64 label_weights, u64 class_weights, i64 positions, i64 classes, \
       i64 inner, i64 width, i64 kind, i64 has_lw, i64 normalize, i64 has_pad, double pad,   \
-      i64 z_mode, double eps, double weight_sum, u64 stats, u64 codes, u64 coefs, u64 parts
+      i64 z_counts, double eps, double weight_sum, u64 stats, u64 codes, u64 coefs, u64 parts
 #define STATS_ARGS                                                                          \
   (const float*)scores, (const float*)targets, (const float*)label_weights,                 \
       (const float*)class_weights, classes, inner, width, kind, has_lw, normalize, has_pad, \
-      pad, z_mode, eps, weight_sum, (double*)stats, (int*)codes, (float*)coefs, (double*)parts
+      pad, z_counts, eps, weight_sum, (double*)stats, (int*)codes, (float*)coefs, (double*)parts
 
 extern "C" __global__ void stats_block(STATS_PARAMS) {
   __shared__ double shared[MAX_THREADS];
@@ -204,7 +205,8 @@ extern "C" __global__ void stats_thread(STATS_PARAMS) {
 
 // --- 2. Loss, Z and the scales: one block, a fixed summation order ---------------------------
 extern "C" __global__ void finish(
-    u64 parts_, i64 positions, i64 outer, i64 z_mode, u64 status_, u64 loss_out) {
+    u64 parts_, i64 positions, i64 z_counts, double z_fixed, i64 z_clamp, u64 status_,
+    u64 loss_out) {
   __shared__ double shared[MAX_THREADS];
   const double* parts = (const double*)parts_;
   double* status = (double*)status_;
@@ -219,15 +221,9 @@ extern "C" __global__ void finish(
   counted = block_reduce(counted, shared, SUM);
   first_bad = block_reduce(first_bad, shared, MIN);
   if (threadIdx.x != 0) return;
-  double z;
-  switch (z_mode) {
-    case Z_FULL: z = (double)positions; break;
-    case Z_VALID: z = counted; break;
-    case Z_BATCH: z = (double)outer; break;
-    case Z_WEIGHTED: z = counted > 0.0 ? counted : 1.0; break;  // PyTorch's weighted mean
-    default: z = 1.0;
-  }
-  if (z_mode != Z_WEIGHTED) z = fmax(1.0, z);
+  // normalize.divisor: the fixed Z or the count; clamped to >= 1, or (weights) 0 -> 1
+  double z = z_counts == Z_FIXED ? z_fixed : counted;
+  z = z_clamp ? fmax(1.0, z) : (z > 0.0 ? z : 1.0);
   loss /= z;
   status[R_LOSS] = loss;
   status[R_INV_Z] = 1.0 / z;

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import caffe
-
 
 def gpu_mode() -> bool:
     """Whether the calling thread's net runs on the GPU (False in CPU-only builds)."""
+    import caffe  # only here: the rest of python_layers.loss needs no Caffe
+
     get_mode = getattr(caffe, "get_mode", None)  # the GPU build's pycaffe has it
     return get_mode is not None and get_mode() == "GPU"
 
@@ -33,7 +33,7 @@ def diff_address(blob: Any) -> int:
 def make_backend() -> Any:
     """The CuPy backend; ImportError (with what to install) when CuPy is missing."""
     try:
-        from .loss.cuda.cupy_backend import CupyBackend
+        from .cupy_backend import CupyBackend
 
         return CupyBackend()
     except ImportError as why:
