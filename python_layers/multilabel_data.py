@@ -5,12 +5,15 @@ Prototxt::
     layer {
       name: "image_data"  type: "Python"      # not the deploy net's input name ("data")
       top: "data"  top: "labels"              # + top: "label_weights" when the list has weights
-      python_param { module: "python_layers.multilabel_data"  layer: "MultiLabelImageDataLayer"
-        param_str: '{"source": "train.txt", "root_folder": "images/", "classes": 17000,
-                     "batch_size": 64, "targets": "labels", "max_labels": 8,
-                     "new_height": 256, "new_width": 256, "crop_size": 224, "mirror": true,
-                     "mean_value": [104, 117, 123], "shuffle": true, "seed": 1,
-                     "sampling": "sqrt", "workers": 2}' }
+      python_param {
+        module: "python_layers.multilabel_data"  layer: "MultiLabelImageDataLayer"
+        # one string: adjacent literals join (a literal cannot cross a line)
+        param_str: '{"source": "train.txt", "root_folder": "images/", "classes": 17000, '
+                   '"batch_size": 64, "targets": "labels", "max_labels": 8, '
+                   '"new_height": 256, "new_width": 256, "crop_size": 224, "mirror": true, '
+                   '"mean_value": [104, 117, 123], "shuffle": true, "seed": 1, '
+                   '"sampling": "sqrt", "workers": 2}'
+      }
       param { lr_mult: 0 decay_mult: 0 }      # the read position: saved, never trained
       include { phase: TRAIN }
     }
