@@ -50,9 +50,22 @@ def test_caffe_tool_trains_a_net_with_our_python_loss(caffe_tool, tmp_path):
 
 
 @pytest.mark.caffe
-def test_caffe_tool_prints_the_python_traceback_and_exits_nonzero(caffe_tool, tmp_path):
+def test_any_caffe_tool_shows_our_layers_error_and_where(caffe_tool, tmp_path):
+    """Debian's unpatched tool too: the layer prints its error before Caffe aborts."""
     solver = tiny_training_files(tmp_path, param_str='{"normalisation": "full"}')
     done = run_caffe(caffe_tool, "train", f"--solver={solver}", cwd=tmp_path)
+    assert done.returncode != 0
+    assert (
+        "SoftmaxLossLayer.setup: ValueError: SoftmaxLossLayer: unknown param_str key(s) "
+        "'normalisation'" in done.stderr
+    )
+    assert re.search(r"\n  at \S+\.py:\d+ in \w+", done.stderr), done.stderr[-2000:]
+
+
+@pytest.mark.caffe
+def test_caffe_tool_prints_the_python_traceback_and_exits_nonzero(patched_caffe_tool, tmp_path):
+    solver = tiny_training_files(tmp_path, param_str='{"normalisation": "full"}')
+    done = run_caffe(patched_caffe_tool, "train", f"--solver={solver}", cwd=tmp_path)
     assert done.returncode != 0
     assert "Traceback (most recent call last)" in done.stderr
     assert "ValueError: SoftmaxLossLayer: unknown param_str key(s) 'normalisation'" in done.stderr

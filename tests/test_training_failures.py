@@ -20,7 +20,6 @@ def test_label_width_mismatch_stops_at_set_up(caffe_tool, tmp_path):
     started = time.monotonic()
     done = run_caffe(caffe_tool, "train", f"--solver={solver}", cwd=tmp_path)
     assert done.returncode != 0 and time.monotonic() - started < 30
-    assert "Traceback" in done.stderr
     assert "SoftmaxLossLayer: bottom[1] (targets) has shape (16, 5)" in done.stderr
     assert "scores of shape (16, 3)" in done.stderr
 
