@@ -188,7 +188,9 @@ print(said[0])
 """
 
 
-@pytest.mark.parametrize("text", ["[" * 200_000 + "]" * 200_000, '{"a": ' * 200_000])
+@pytest.mark.parametrize(  # short ids: pytest puts the id in the child's environment
+    "text", ["[" * 200_000 + "]" * 200_000, '{"a": ' * 200_000], ids=["lists", "objects"]
+)
 def test_deep_nesting_is_refused_before_any_parser_recurses(text):
     """Python 3.9 died in json.loads ('Cannot recover from stack overflow') on deep nesting:
     with a small stack and no recursion limit, any parser that recursed would crash here."""
