@@ -9,6 +9,7 @@ import ast
 import json
 import re
 import runpy
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -224,3 +225,40 @@ def test_parameter_tables_list_every_key_with_its_default(document, layer, requi
             continue
         expected = list(code[key]) if isinstance(code[key], tuple) else code[key]
         assert value == expected, f"{document}: `{key}` documented as {value!r}, code {expected!r}"
+
+
+def shell_commands(prefix: str) -> list[tuple[str, list[str]]]:
+    """(where, argv after the program) for each command line of the `sh` fences that runs
+    ``prefix``-something (continuation backslashes joined, comments dropped)."""
+    found = []
+    for where, lang, body in DOC_FENCES:
+        if lang != "sh":
+            continue
+        for line in body.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words and Path(words[0]).name.startswith(prefix):
+                found.append((where, [Path(words[0]).name, *words[1:]]))
+    return found
+
+
+COMMANDS = shell_commands("multilabel-")
+
+
+def test_the_documents_show_the_commands():
+    shown = {argv[0] for _, argv in COMMANDS}
+    assert {"multilabel-lists", "multilabel-evaluate", "multilabel-predict"} <= shown, shown
+
+
+@pytest.mark.parametrize("where, argv", COMMANDS, ids=[f"{w} {a[0]}" for w, a in COMMANDS])
+def test_documented_command_lines_parse(where, argv):
+    """Each command line in the documents is accepted by that command's own parser."""
+    import importlib
+
+    name = argv[0].removeprefix("multilabel-")
+    if name == "caffe":  # passes its arguments to Caffe's tool
+        return
+    module = importlib.import_module(f"python_layers.tools.{name}")
+    try:
+        module.parser().parse_args(argv[1:])
+    except SystemExit:
+        pytest.fail(f"{where}: {' '.join(argv)} is not accepted by {argv[0]}")
