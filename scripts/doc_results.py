@@ -116,6 +116,11 @@ def _bench_runs() -> list[dict]:
     return [json.loads(path.read_text()) for path in paths]
 
 
+def _times(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}-{high:.2f}"
+
+
 def _span(values: list[float]) -> str:
     """The worst (largest) ratio over the runs, and the range when they differ."""
     low, high = min(values), max(values)
@@ -152,7 +157,7 @@ def bench_loss() -> str:
         alloc = max(r["allocated_bytes_per_iter"] for r in rows) / 1024
         retained = max(r["retained_bytes"] / r["score_blob_bytes"] for r in rows)
         lines.append(
-            f"| {key[0]} | {key[1]} | {min(ms):.2f}-{max(ms):.2f} | {' | '.join(cells)} | "
+            f"| {key[0]} | {key[1]} | {_times(ms)} | {' | '.join(cells)} | "
             f"{alloc:.1f} KiB | {retained:.2f} |"
         )
     return "\n".join(lines) + "\n\n" + _bench_footer(runs)
@@ -172,7 +177,7 @@ def bench_lists() -> str:
         alloc = max(r["allocated_bytes_per_iter"] for r in rows) / 1024
         lists, dense = (first[f"target_bytes_{form}"] // key[0][0] for form in ("lists", "dense"))
         lines.append(
-            f"| {key[0]} | {min(ms):.2f}-{max(ms):.2f} | {' | '.join(cells)} | {alloc:.1f} KiB | "
+            f"| {key[0]} | {_times(ms)} | {' | '.join(cells)} | {alloc:.1f} KiB | "
             f"{lists} B vs {dense} B |"
         )
     return "\n".join(lines) + "\n\n" + _bench_footer(runs)
@@ -191,8 +196,8 @@ def bench_example_net() -> str:
 def _bench_footer(runs: list[dict]) -> str:
     machines = sorted({run.get("machine", "machine not recorded") for run in runs})
     return (
-        f"Worst ratio over {len(runs)} runs in bold, the range in brackets; times are the range "
-        f"of each run's best round ({'; '.join(machines)})."
+        f"Worst ratio over {len(runs)} run{'s' * (len(runs) > 1)} in bold, the range in "
+        f"brackets; times are each run's best round ({'; '.join(machines)})."
     )
 
 
