@@ -52,18 +52,20 @@ def experiment() -> str:
     return f"{table(results['rows'])}\n\n({results['machine']})"
 
 
-def experiment_sweep() -> str:
-    sweeps = _load("docs/experiment/results.json")["sweep_val_map"]
+def _sweep_table(sweeps: dict, label: str) -> str:
+    """Validation mAP by base learning rate, a row per sweep."""
     rates = list(next(iter(sweeps.values())))
-    lines = ["| loss, targets | " + " | ".join(f"lr {r}" for r in rates) + " |"]
+    lines = [f"| {label} | " + " | ".join(f"lr {r}" for r in rates) + " |"]
     lines.append("|---" * (len(rates) + 1) + "|")
     for name, by_rate in sweeps.items():
-        lines.append(
-            f"| {name.replace('_', ', ')} | "
-            + " | ".join(f"{by_rate[r]:.3f}" for r in rates)
-            + " |"
-        )
+        cells = " | ".join(f"{by_rate[r]:.3f}" for r in rates)
+        lines.append(f"| {name.replace('_', ', ')} | {cells} |")
     return "\n".join(lines)
+
+
+def experiment_sweep() -> str:
+    sweeps = _load("docs/experiment/results.json")["sweep_val_map"]
+    return _sweep_table(sweeps, "loss, targets")
 
 
 def experiment_paired() -> str:
@@ -97,13 +99,7 @@ def long_tail() -> str:
 
 
 def long_tail_sweep() -> str:
-    sweeps = _load("docs/long_tail/results.json")["sweeps"]
-    rates = list(next(iter(sweeps.values())))
-    lines = ["| loss | " + " | ".join(f"lr {r}" for r in rates) + " |"]
-    lines.append("|---" * (len(rates) + 1) + "|")
-    for loss, by_rate in sweeps.items():
-        lines.append(f"| {loss} | " + " | ".join(f"{by_rate[r]:.3f}" for r in rates) + " |")
-    return "\n".join(lines)
+    return _sweep_table(_load("docs/long_tail/results.json")["sweeps"], "loss")
 
 
 def _bench_runs() -> list[dict]:
