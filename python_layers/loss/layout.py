@@ -112,7 +112,7 @@ def layout_for(
     accepted = {
         "auto": f"dense targets of the scores' shape {scores_shape}, or index targets with "
         f"one label per position, shape {positions_shape} (singleton dims may be added or "
-        "dropped)",
+        'dropped); label lists (N, K), padded with -1, need "targets": "labels" in param_str',
         "dense": f'dense targets ("targets": "dense") of the scores\' shape {scores_shape}',
         "index": f'index targets ("targets": "index") with one label per position, shape '
         f"{positions_shape} (singleton dims may be added or dropped)",
