@@ -55,7 +55,8 @@ class SoftmaxLossLayer(caffe.Layer):
     zeros instead; zeros to index labels and label lists.
 
     Forward computes the loss (and prob) in one pass and keeps, per position, what backward
-    needs (the maximum and the normaliser, the targets' coefficients: a few numbers each);
+    needs (the maximum and the normaliser, the targets' coefficients: a few numbers each;
+    for (N, C) scores also exp(s - max), one array of the scores' size);
     backward computes the gradients in one pass from the bottoms' data, those, and the loss
     weight Caffe puts in ``top[0].diff``. It never reads the bottoms' diffs, so code that
     clears or reuses them between ``forward()`` and ``backward()`` gets the right gradient.

@@ -5,10 +5,12 @@ row then stays in cache for the passes that follow (for dense targets: their sum
 so that dense targets are read once too), exp, the float64 sums and the loss. What backward
 needs is kept per row in ``stats`` (N, N_STATS) float64: the maximum and the sum of exp (so
 the log of the normaliser), the targets' scale, offset and mass, and for dense targets the
-sums their gradient needs. Backward is then one pass per row from the scores and the targets:
-exp again, and the gradient written straight into the caller's array (and, when asked, the
-gradient with respect to dense targets: distillation). It never reads what the output arrays
-held before. Rows are spread over threads above a size threshold.
+sums their gradient needs; and ``exps`` (N, C) float32, exp(s - max), as Caffe's
+SoftmaxWithLoss keeps its probabilities (one scores-sized buffer: computing the exps again in
+backward cost as much as the whole forward). Backward is then one pass per row from the kept
+exps and the targets: the gradient written straight into the caller's array (and, when asked,
+the gradient with respect to dense targets: distillation, which reads the scores too). It never
+reads what the output arrays held before. Rows are spread over threads above a size threshold.
 
 Notation: ``a_c = w_c (scale t_c + offset)`` (dense) or ``w_c offset + sum_j coefficient_j
 [c == label_j]`` (label lists, index targets: lists of one, prepared by the engine);
@@ -69,7 +71,7 @@ def _dense_sums(st, t, weights, weight_sum, eps, normalize):  # pragma: no cover
 
 
 @njit(inline="always")
-def _forward_row(r, args, work, bits, stats):  # pragma: no cover - numba
+def _forward_row(r, args, exps, bits, stats):  # pragma: no cover - numba
     """One row's loss (before 1/Z) and what backward needs; p when asked."""
     (scores, dense, targets, labels, coefficients, offsets, masses, weights, weight_sum, eps,
      normalize, probs, want_probs) = args  # fmt: skip
@@ -84,6 +86,7 @@ def _forward_row(r, args, work, bits, stats):  # pragma: no cover - numba
             return
     else:
         st[OFFSET], st[MASS] = offsets[r], masses[r]
+    work = exps[r]
     total = exp_shifted(s, m, work, bits)
     dot_w = dot_t = 0.0  # sum_c w_c (s_c - m) and sum_c w_c t_c (s_c - m)
     if dense:
@@ -107,7 +110,7 @@ def _forward_row(r, args, work, bits, stats):  # pragma: no cover - numba
 
 
 @njit(inline="always")
-def _backward_row(r, args, work, bits, stats):  # pragma: no cover - numba
+def _backward_row(r, args, exps, stats):  # pragma: no cover - numba
     """d loss / d s = grad_scale (mass p - a) (grad_scale includes 1/Z) and, for dense targets,
     d loss / d raw t_c = target_scale (1-eps) w_c (log_total - (s_c - m)) through t / sum(t)."""
     (scores, dense, targets, labels, coefficients, weights, eps, normalize, grad_scale, grad,
@@ -115,7 +118,7 @@ def _backward_row(r, args, work, bits, stats):  # pragma: no cover - numba
     s, st = scores[r], stats[r]
     m = np.float32(st[MAX])
     if want_grad:
-        total = exp_shifted(s, m, work, bits)  # as forward's: the same bits
+        work, total = exps[r], st[TOTAL]  # forward's exp(s - m) and their sum
         coefficient = np.float32(grad_scale * st[MASS] / total)
         g_scale, g_offset = np.float32(grad_scale * st[SCALE]), np.float32(grad_scale * st[OFFSET])
         g = grad[r]
@@ -148,33 +151,30 @@ def _backward_row(r, args, work, bits, stats):  # pragma: no cover - numba
 # Each driver runs rows in order (serial) or in one contiguous chunk per scratch row, chunks
 # over numba's threads (parallel); the row functions are inlined into each.
 @njit(cache=True, fastmath=FAST)
-def forward_serial(args, work, bits, stats):  # pragma: no cover - numba
+def forward_serial(args, exps, bits, stats):  # pragma: no cover - numba
     for r in range(stats.shape[0]):
-        _forward_row(r, args, work[0], bits[0], stats)
+        _forward_row(r, args, exps, bits[0], stats)
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def forward_parallel(args, work, bits, stats):  # pragma: no cover - numba
-    rows, chunks = stats.shape[0], work.shape[0]
+def forward_parallel(args, exps, bits, stats):  # pragma: no cover - numba
+    rows, chunks = stats.shape[0], bits.shape[0]
     step = (rows + chunks - 1) // chunks
     for chunk in prange(chunks):
         for r in range(chunk * step, min(rows, (chunk + 1) * step)):
-            _forward_row(r, args, work[chunk], bits[chunk], stats)
+            _forward_row(r, args, exps, bits[chunk], stats)
 
 
 @njit(cache=True, fastmath=FAST)
-def backward_serial(args, work, bits, stats):  # pragma: no cover - numba
+def backward_serial(args, exps, stats):  # pragma: no cover - numba
     for r in range(stats.shape[0]):
-        _backward_row(r, args, work[0], bits[0], stats)
+        _backward_row(r, args, exps, stats)
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def backward_parallel(args, work, bits, stats):  # pragma: no cover - numba
-    rows, chunks = stats.shape[0], work.shape[0]
-    step = (rows + chunks - 1) // chunks
-    for chunk in prange(chunks):
-        for r in range(chunk * step, min(rows, (chunk + 1) * step)):
-            _backward_row(r, args, work[chunk], bits[chunk], stats)
+def backward_parallel(args, exps, stats):  # pragma: no cover - numba
+    for r in prange(stats.shape[0]):
+        _backward_row(r, args, exps, stats)
 
 
 @njit(cache=True)
@@ -228,12 +228,8 @@ class Rows:
     def __init__(self, buffers: Buffers, options: Options, class_weights: np.ndarray):
         self.buffers, self.options, self.weights = buffers, options, class_weights
 
-    def _run(self, kernels, args, stats, size: int) -> None:
-        chunks = threads() if size >= PARALLEL_ELEMENTS else 1
-        classes = self.weights.size
-        work = self.buffers("row_work", (chunks, classes))
-        bits = self.buffers("row_bits", (chunks, classes), np.int32)
-        (kernels[1] if chunks > 1 else kernels[0])(args, work, bits, stats)
+    def _chunks(self, size: int) -> int:
+        return threads() if size >= PARALLEL_ELEMENTS else 1
 
     def _targets(self, prepared, targets) -> tuple:
         dense = prepared.dense
@@ -254,10 +250,13 @@ class Rows:
             *(weight_sum(o, self.weights.size), o.label_smoothing, o.normalize_targets),
             *(b.unused(2) if probs is None else probs[:, :, 0], probs is not None),
         )
-        self._run((forward_serial, forward_parallel), args, stats, scores.size)
+        exps = b("row_exps", scores.shape[:2])
+        chunks = self._chunks(scores.size)
+        bits = b("row_bits", (chunks, scores.shape[1]), np.int32)
+        (forward_parallel if chunks > 1 else forward_serial)(args, exps, bits, stats)
         loss, valid, bad_row, code = summarise(stats)
         raise_if_bad(bad_row, code)
-        return loss, valid, (stats,)
+        return loss, valid, (stats, exps)
 
     def backward(self, saved, scores, targets, grad, grad_scale, t_grad, t_scale) -> None:
         o, b, z = self.options, self.buffers, saved.divisor
@@ -269,5 +268,6 @@ class Rows:
             *(b.unused(2) if t_grad is None else t_grad[:, :, 0], grad is not None),
             t_grad is not None,
         )
-        kernels = (backward_serial, backward_parallel)
-        self._run(kernels, args, saved.kept[0], scores.size)
+        stats, exps = saved.kept
+        kernel = backward_parallel if self._chunks(scores.size) > 1 else backward_serial
+        kernel(args, exps, stats)
