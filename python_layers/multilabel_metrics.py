@@ -23,8 +23,7 @@ import numpy as np
 
 from . import metrics
 from .errors import reports_errors
-from .loss import layout as layouts
-from .loss import targets as checks
+from .loss.forms import CHOICES, LABEL_LISTS, form_of, layout_for
 from .params import multilabel_metrics_params
 
 LAYER = "MultiLabelMetricsLayer"
@@ -48,7 +47,7 @@ class MultiLabelMetricsLayer(caffe.Layer):
     def setup(self, bottom, top) -> None:
         params = multilabel_metrics_params(self.param_str)
         self.k, self.form = params["k"], params["targets"]
-        if len(bottom) == 3 and self.form != "labels":
+        if len(bottom) == 3 and LABEL_LISTS not in CHOICES[self.form]:
             raise ValueError(
                 f'{LAYER}: a third bottom (label_weights) needs "targets": "labels" in '
                 f'param_str; got "targets": "{self.form}"'
@@ -62,9 +61,7 @@ class MultiLabelMetricsLayer(caffe.Layer):
 
     def reshape(self, bottom, top) -> None:
         try:
-            self.layout = layouts.layout_for(
-                bottom[0].data.shape, bottom[1].data.shape, 1, self.form
-            )
+            self.layout = layout_for(bottom[0].data.shape, bottom[1].data.shape, 1, self.form)
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
         if self.layout.inner != 1:
@@ -82,21 +79,11 @@ class MultiLabelMetricsLayer(caffe.Layer):
 
     def _relevant(self, bottom) -> np.ndarray:
         """(N, C) bools: the classes each sample's targets mark as relevant."""
-        layout, targets = self.layout, bottom[1].data
-        if layout.target_kind == "dense":
-            return targets.reshape(layout.outer, layout.classes) > 0
+        weights = bottom[2].data if len(bottom) == 3 else None
         try:
-            if layout.target_kind == "index":
-                checks.check_index_targets(targets, layout.classes, None)
-                return metrics.relevance_from_labels(targets.reshape(-1, 1), layout.classes)
-            weights = bottom[2].data if len(bottom) == 3 else None
-            checks.check_label_lists(targets, weights, layout.classes)
+            return form_of(self.layout).relevant(bottom[1].data, weights, self.layout)
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
-        shape = (layout.outer, layout.labels_per_row)
-        if weights is not None:
-            weights = weights.reshape(shape)
-        return metrics.relevance_from_labels(targets.reshape(shape), layout.classes, weights)
 
     def forward(self, bottom, top) -> None:
         # 1. scores (N, C, ...) -> (N, C); targets of any form -> relevant classes (N, C).

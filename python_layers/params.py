@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .data.sampler import SAMPLINGS
-from .loss.layout import TARGET_FORMS
+from .loss.forms import TARGET_FORMS
 from .loss.options import DEFAULT_OPTIONS, ENGINES, NORMALIZATIONS
 
 REQUIRED = object()  # a Key default: the key must be given

@@ -26,8 +26,8 @@ from .loss.blobs import DeviceBlobs, HostBlobs
 from .loss.cuda import device
 from .loss.cuda.engine import DeviceSoftmaxCrossEntropy
 from .loss.engine import SoftmaxCrossEntropy
-from .loss.forms import form_of
-from .loss.layout import Layout, layout_for
+from .loss.forms import CHOICES, LABEL_LISTS, form_of, layout_for
+from .loss.layout import Layout
 from .loss.options import Options
 from .params import softmax_loss_params
 
@@ -82,12 +82,12 @@ class SoftmaxLossLayer(caffe.Layer):
                 f'{LAYER}: "engine": "gpu" needs the GPU build of Caffe (CAFFE_GPU=1 make env); '
                 "this pycaffe is CPU-only"
             )
-        if len(bottom) == 3 and self.form != "labels":
+        if len(bottom) == 3 and LABEL_LISTS not in CHOICES[self.form]:
             raise ValueError(
                 f'{LAYER}: a third bottom (label_weights) needs "targets": "labels" in '
                 f'param_str; got "targets": "{self.form}"'
             )
-        if self.form == "labels" and self.options.ignore_label is not None:
+        if CHOICES[self.form] == (LABEL_LISTS,) and self.options.ignore_label is not None:
             raise ValueError(
                 f"{LAYER}: param_str key 'ignore_label' applies to index targets only; label "
                 "lists mark missing labels with -1 padding, and a row with none is ignored"
@@ -115,6 +115,7 @@ class SoftmaxLossLayer(caffe.Layer):
             )
         self._check_options_fit(self.layout)
         self.host = HostBlobs(self.engine, self.layout)
+        self.adapter = self._pick_adapter()  # Caffe reshapes before every forward
         top[0].reshape()  # a scalar, like Caffe's own loss layers
         if len(top) == 2:
             top[1].reshape(*shapes[0])
@@ -135,7 +136,7 @@ class SoftmaxLossLayer(caffe.Layer):
             )
 
     def _pick_adapter(self):
-        """The adapter for this call: the GPU engine's in a GPU net (made once), else the
+        """The adapter for these shapes: the GPU engine's in a GPU net (made once), else the
         CPU engine's. ``"engine": "auto"`` without CuPy says so once and stays on the CPU."""
         if self.engine_choice == "cpu" or not device.gpu_mode():
             if self.engine_choice == "gpu":
@@ -174,7 +175,6 @@ class SoftmaxLossLayer(caffe.Layer):
             self._check_loss_weight(top)
         # Validate, then the loss (and prob) in one pass; the engine keeps what backward needs
         # per position (the maximum and the normaliser, the targets' coefficients).
-        self.adapter = self._pick_adapter()
         try:
             loss = self.adapter.forward(bottom, top)
         except (ValueError, FloatingPointError, RuntimeError) as why:

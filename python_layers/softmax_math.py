@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .loss.engine import SoftmaxCrossEntropy
-from .loss.layout import TARGET_FORMS, Layout, class_axis, class_view, label_view, layout_for
+from .loss.forms import TARGET_FORMS, form_of, layout_for
+from .loss.layout import Layout, class_axis, class_view, label_view
 from .loss.options import DEFAULT_OPTIONS, NORMALIZATIONS, Options
 from .loss.target_grad import label_weight_grad, target_grad
 from .loss.targets import TargetError
@@ -68,7 +69,8 @@ def softmax_cross_entropy(
     option. ``with_target_grad`` adds d loss / d targets (dense) or d loss / d label_weights.
     """
     layout = layout_for(scores.shape, targets.shape, axis, targets_form)
-    if label_weights is not None and layout.target_kind != "labels":
+    form = form_of(layout)
+    if label_weights is not None and form.gradient_bottom != 2:  # only label lists have them
         raise TargetError('label_weights go with label lists (targets_form="labels") only')
     if label_weights is not None and np.shape(label_weights) != np.shape(targets):
         raise TargetError(
@@ -88,8 +90,8 @@ def softmax_cross_entropy(
     if label_weights is not None:
         label_weights = np.ascontiguousarray(label_weights, dtype=np.float32)
     grad, probs = np.empty(scores.shape, np.float32), np.empty(scores.shape, np.float32)
-    dense_target_grad = with_target_grad and layout.target_kind == "dense"
-    grad_targets = np.empty(targets.shape, np.float32) if dense_target_grad else None
+    in_engine = with_target_grad and form.gradient_bottom == 1  # dense targets' gradient
+    grad_targets = np.empty(targets.shape, np.float32) if in_engine else None
     loss = SoftmaxCrossEntropy(options)(
         scores,
         targets,
@@ -99,7 +101,6 @@ def softmax_cross_entropy(
         probs_out=probs,
         target_grad_out=grad_targets,
     )
-    if with_target_grad and layout.target_kind == "labels":
-        weights = np.ones_like(targets) if label_weights is None else label_weights
-        grad_targets = label_weight_grad(scores, targets, weights, layout, options)
+    if with_target_grad and form.gradient_bottom == 2:  # label weights' gradient, in float64
+        grad_targets = form.target_grad(scores, targets, label_weights, layout, options)
     return CrossEntropy(loss=loss, score_grad=grad, probs=probs, target_grad=grad_targets)

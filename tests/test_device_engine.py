@@ -22,7 +22,7 @@ from python_layers.loss.cuda.engine import (
     DeviceSoftmaxCrossEntropy,
 )
 from python_layers.loss.engine import SoftmaxCrossEntropy
-from python_layers.loss.layout import layout_for
+from python_layers.loss.forms import layout_for
 from python_layers.loss.options import Options
 from python_layers.loss.target_grad import label_weight_grad, target_grad
 

@@ -194,10 +194,9 @@ def test_engine_gpu_errors(caffe, make_net, monkeypatch):
         with pytest.raises(ValueError, match='"engine": "gpu" needs the GPU build of Caffe'):
             _net(make_net, caffe, case, "TRAIN", "gpu")
         monkeypatch.setattr(caffe, "get_mode", lambda: "CPU", raising=False)
-    n = _net(make_net, caffe, case, "TRAIN", "gpu")
-    _feed(n, case, np.random.default_rng(7))
+    # the adapter is picked at reshape: when the net is built, and again before each forward
     with pytest.raises(ValueError, match='"engine": "gpu" needs the net in GPU mode'):
-        n.forward()
+        _net(make_net, caffe, case, "TRAIN", "gpu")
 
 
 def test_gpu_net_without_cupy_falls_back_once(caffe, make_net, monkeypatch, capsys):
@@ -213,10 +212,8 @@ def test_gpu_net_without_cupy_falls_back_once(caffe, make_net, monkeypatch, caps
     assert first["loss"] == second["loss"]
     said = capsys.readouterr().out
     assert said.count("GPU net, CPU engine") == 1 and "cupy" in said
-    n = _net(make_net, caffe, case, "TRAIN", "gpu")
-    _feed(n, case, np.random.default_rng(9))
     with pytest.raises(ImportError, match="SoftmaxLossLayer: the GPU engine needs CuPy"):
-        n.forward()
+        _net(make_net, caffe, case, "TRAIN", "gpu")
 
 
 def test_param_str_engine_key_is_checked(caffe, make_net):

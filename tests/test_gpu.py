@@ -13,7 +13,7 @@ from nets import input_layer, native_softmax_loss_layer, net, softmax_loss_layer
 from test_device_engine import KINDS, OPTION_SETS, SHAPES, _inputs
 
 from python_layers.loss.engine import SoftmaxCrossEntropy
-from python_layers.loss.layout import layout_for
+from python_layers.loss.forms import layout_for
 from python_layers.loss.options import Options
 
 

@@ -1,6 +1,6 @@
-"""The three forms targets take, as objects: each owns its validation and error wording, the
-preparation its kernels read, and its gradient to the targets. Engines and the layer ask the
-form; they never compare its name.
+"""The three forms targets take, as objects: each owns fitting the targets' shape to the
+scores', its validation and error wording, the preparation its kernels read, and its gradient
+to the targets. Engines and the layers ask the form; they never compare its name.
 
 The kernels read targets as ``a_c = w_c (scale t_c + offset)`` (dense) or ``a_c = w_c offset
 + sum_j coefficient_j [c == label_j]`` (index targets: lists of one; label lists), with
@@ -13,15 +13,17 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..metrics import relevance_from_labels
 from . import normalize
 from .buffers import Buffers
 from .fused_rows import prepare_lists
-from .layout import Layout
+from .layout import Layout, drop_ones, drop_trailing_ones, positions_shape, split_scores
 from .options import Options
 from .target_grad import label_weight_grad, target_grad
 from .targets import (
     PADDING,
     BadTargetsError,
+    TargetError,
     check_index_targets,
     check_label_lists,
     first_bad_dense,
@@ -49,9 +51,21 @@ def _class_weights(options: Options) -> np.ndarray | None:
 class Dense:
     """The scores' shape, real values >= 0; a position summing to 0 is ignored."""
 
+    name = "dense"
     view_as_classes = True  # viewed as (outer, C, inner), like the scores
     counts_label_weights = False  # Z under "valid": the valid positions
     gradient_bottom = 1  # d loss / d targets goes to bottom[1]
+
+    def fit(self, scores_shape, targets_shape, axis: int) -> int | None:
+        """Labels per row (1) when the targets fit: the scores' shape, trailing 1s ignored."""
+        return 1 if drop_trailing_ones(scores_shape) == drop_trailing_ones(targets_shape) else None
+
+    def accepted(self, scores_shape, axis: int) -> str:
+        return f'dense targets ("targets": "dense") of the scores\' shape {scores_shape}'
+
+    def relevant(self, targets, label_weights, layout: Layout) -> np.ndarray:
+        """(N, C) bools: the classes with a target above 0."""
+        return targets.reshape(layout.outer, layout.classes) > 0
 
     def padding(self, options: Options) -> float | None:
         """The label value that marks no label (None: none does)."""
@@ -99,9 +113,26 @@ class Dense:
 class Index:
     """One integer label per position, in [0, C) or ignore_label."""
 
+    name = "index"
     view_as_classes = False
     counts_label_weights = True  # Z under "valid", class weights: the labels' weights
     gradient_bottom = None  # labels are not differentiable: zeros
+
+    def fit(self, scores_shape, targets_shape, axis: int) -> int | None:
+        """1 when there is one label per position, all singleton dims ignored."""
+        positions = positions_shape(scores_shape, axis)
+        return 1 if drop_ones(positions) == drop_ones(targets_shape) else None
+
+    def accepted(self, scores_shape, axis: int) -> str:
+        return (
+            'index targets ("targets": "index") with one label per position, shape '
+            f"{positions_shape(scores_shape, axis)} (singleton dims may be added or dropped)"
+        )
+
+    def relevant(self, targets, label_weights, layout: Layout) -> np.ndarray:
+        """(N, C) bools: each sample's label."""
+        check_index_targets(targets, layout.classes, None)
+        return relevance_from_labels(targets.reshape(-1, 1), layout.classes)
 
     def padding(self, options: Options) -> float | None:
         return options.ignore_label
@@ -149,9 +180,37 @@ class Index:
 class LabelLists:
     """(N, K) class indices padded with -1, optional weights: t_c = sum_j w_j [label_j == c]."""
 
+    name = "labels"
     view_as_classes = False
     counts_label_weights = False
     gradient_bottom = 2  # d loss / d label weights goes to bottom[2]
+
+    def fit(self, scores_shape, targets_shape, axis: int) -> int:
+        """K, for targets (dims before the class axis..., K) plus trailing 1s and scores
+        without dims after the class axis; anything else is an error naming the shape."""
+        if int(np.prod(scores_shape[axis + 1 :], dtype=np.int64)) != 1:
+            raise TargetError(
+                f'label lists ("targets": "labels") need scores without dims after the class '
+                f"axis, (N, C) or (N, C, 1, 1); got scores of shape {scores_shape} with class "
+                f"axis {axis}; use dense or index targets for dense prediction"
+            )
+        before, trimmed = scores_shape[:axis], drop_trailing_ones(targets_shape)
+        if trimmed == drop_trailing_ones(before):
+            return 1
+        if len(trimmed) == len(before) + 1 and trimmed[: len(before)] == before:
+            return trimmed[-1]
+        raise TargetError(
+            f"bottom[1] (labels) has shape {targets_shape}; label lists for scores of shape "
+            f"{scores_shape} must be {(*before, 'K')}: up to K class indices per row, "
+            "padded with -1"
+        )
+
+    def relevant(self, targets, label_weights, layout: Layout) -> np.ndarray:
+        """(N, C) bools: the listed classes (with a weight above 0, when weighted)."""
+        check_label_lists(targets, label_weights, layout.classes)
+        shape = (layout.outer, layout.labels_per_row)
+        weights = None if label_weights is None else label_weights.reshape(shape)
+        return relevance_from_labels(targets.reshape(shape), layout.classes, weights)
 
     def padding(self, options: Options) -> float | None:
         return PADDING
@@ -184,9 +243,47 @@ class LabelLists:
         return label_weight_grad(scores, targets, weights, layout, options)
 
 
-FORMS = {"dense": Dense(), "index": Index(), "labels": LabelLists()}
+DENSE, INDEX, LABEL_LISTS = Dense(), Index(), LabelLists()
+FORMS = {form.name: form for form in (DENSE, INDEX, LABEL_LISTS)}
+# param_str's "targets": the forms each choice tries, in order ("auto" tells them by shape)
+CHOICES = {"auto": (DENSE, INDEX), **{name: (form,) for name, form in FORMS.items()}}
+TARGET_FORMS = tuple(CHOICES)
+_AUTO_ACCEPTS = (
+    "dense targets of the scores' shape {scores}, or index targets with one label per "
+    "position, shape {positions} (singleton dims may be added or dropped); label lists (N, K), "
+    'padded with -1, need "targets": "labels" in param_str'
+)
 
 
 def form_of(layout: Layout):
     """The form object of a layout's targets."""
     return FORMS[layout.target_kind]
+
+
+def layout_for(
+    scores_shape: tuple[int, ...],
+    targets_shape: tuple[int, ...],
+    axis: int = 1,
+    form: str = TARGET_FORMS[0],
+) -> Layout:
+    """Split the scores around ``axis`` and fit the targets in ``form`` (a key of
+    :data:`CHOICES`). ``auto`` tells dense from index targets by shape (dense: the scores'
+    shape, trailing singleton dims ignored; index: one value per position, all singleton dims
+    ignored); it never guesses label lists, which must be asked for with ``labels``.
+    """
+    scores_shape, targets_shape = tuple(scores_shape), tuple(targets_shape)
+    axis, outer, classes, inner = split_scores(scores_shape, axis)
+    candidates = CHOICES[form]
+    for candidate in candidates:
+        width = candidate.fit(scores_shape, targets_shape, axis)
+        if width is not None:
+            return Layout(outer, classes, inner, candidate.name, width)
+    if len(candidates) == 1:
+        accepted = candidates[0].accepted(scores_shape, axis)
+    else:
+        positions = positions_shape(scores_shape, axis)
+        accepted = _AUTO_ACCEPTS.format(scores=scores_shape, positions=positions)
+    raise TargetError(
+        f"bottom[1] (targets) has shape {targets_shape}, which does not fit scores of shape "
+        f"{scores_shape} (class axis {axis}); accepted: {accepted}"
+    )
