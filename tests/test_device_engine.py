@@ -25,6 +25,7 @@ from python_layers.loss.engine import SoftmaxCrossEntropy
 from python_layers.loss.layout import layout_for
 from python_layers.loss.options import Options
 from python_layers.loss.target_grad import label_weight_grad, target_grad
+from python_layers.loss.targets import PADDING
 
 
 def _address(array):
@@ -46,9 +47,9 @@ def _inputs(kind, shape, rng, width=3):
         labels.flat[1] = 255  # ignored when ignore_label is 255
         return scores, labels, None, "index"
     labels = rng.integers(0, classes, (shape[0], width)).astype(np.float32)
-    labels[:, -1] = -1  # padding
+    labels[:, -1] = PADDING
     labels[1, 0] = labels[1, 1]  # a class listed twice
-    labels[2] = -1  # a row with no label: ignored
+    labels[2] = PADDING  # a row with no label: ignored
     weights = rng.random((shape[0], width)).astype(np.float32) + 0.1
     return scores, labels, weights if kind == "weighted" else None, "labels"
 

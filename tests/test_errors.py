@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from nets import input_layer, net, softmax_loss_layer
 
+from python_layers.loss.targets import PADDING
+
 pytestmark = pytest.mark.caffe
 
 P = "SoftmaxLossLayer: "
@@ -262,7 +264,7 @@ AT_FORWARD = [
         "label-list-out-of-range",
         (2, 3),
         (2, 2),
-        [[0, -1], [2, 3]],
+        [[0, PADDING], [2, 3]],
         P + r"bottom\[1\] \(labels\) holds 3\.0 at position \(1, 1\); a label list holds "
         r"integers in \[0, 3\), padded with -1",
     ),
@@ -270,7 +272,7 @@ AT_FORWARD = [
         "label-list-fraction",
         (2, 3),
         (2, 2),
-        [[0, 0.5], [2, -1]],
+        [[0, 0.5], [2, PADDING]],
         P + r"bottom\[1\] \(labels\) holds 0\.5 at position \(0, 1\)",
     ),
 ]
@@ -365,7 +367,7 @@ def test_label_weights_must_have_the_labels_shape(make_net):
 def test_bad_label_weights_raise_at_forward_and_write_nothing(make_net, weights, message):
     n = _three_bottoms(make_net, (2, 2), targets="labels")
     n.blobs["loss"].data[...] = 123.0
-    n.blobs["labels"].data[...] = [[0, 1], [2, -1]]
+    n.blobs["labels"].data[...] = [[0, 1], [2, PADDING]]
     n.blobs["weights"].data[...] = weights
     with pytest.raises(ValueError, match=P + r"bottom\[2\] \(label_weights\) " + message):
         n.forward()

@@ -122,7 +122,7 @@ def test_label_lists_never_build_a_dense_target_array(rng):
             r"holds integers in \[0, 4\), padded with -1",
         ),
         ([[0, -2]], None, r"bottom\[1\] \(labels\) holds -2\.0 at position \(0, 1\)"),
-        ([[1.5, -1]], None, r"bottom\[1\] \(labels\) holds 1\.5 at position \(0, 0\)"),
+        ([[1.5, PADDING]], None, r"bottom\[1\] \(labels\) holds 1\.5 at position \(0, 0\)"),
         (
             [[0, 1]],
             [[1, -0.5]],

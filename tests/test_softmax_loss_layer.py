@@ -10,6 +10,7 @@ from nets import input_layer, native_softmax_loss_layer, net, softmax_loss_layer
 from oracle import reference, reference_target_grad
 
 from python_layers.loss.options import NORMALIZATIONS
+from python_layers.loss.targets import PADDING
 from python_layers.testing import check_gradients
 
 pytestmark = pytest.mark.caffe
@@ -201,7 +202,12 @@ def test_gradient_checker_passes_in_the_train_phase(caffe, make_net, name):
     if scores_shape == targets_shape:
         n.blobs["targets"].data[...] = rng.uniform(0.2, 1, targets_shape)
     elif lists:
-        n.blobs["targets"].data[...] = [[0, 3, -1], [5, -1, -1], [1, 2, 4], [2, 2, 0]]
+        n.blobs["targets"].data[...] = [
+            [0, 3, PADDING],
+            [5, PADDING, PADDING],
+            [1, 2, 4],
+            [2, 2, 0],
+        ]
         n.blobs["weights"].data[...] = rng.uniform(0.5, 2, targets_shape)
     else:
         n.blobs["targets"].data[...] = rng.integers(0, classes, targets_shape)
