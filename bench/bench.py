@@ -32,8 +32,11 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import caffe
+from caffe import layers as L
+from caffe.proto import caffe_pb2
 
 from examples.machine import describe
+from python_layers.netspec import softmax_loss
 from python_layers.softmax_math import SoftmaxCrossEntropy
 
 SHAPES = [
@@ -102,43 +105,44 @@ def make_data(shape, kind):
     return scores, targets, labels
 
 
-def build_net(layer: str, scores_shape, targets_shape, phase=None):
-    dims = lambda shape: " ".join(f"dim: {d}" for d in shape)  # noqa: E731
-    head = "force_backward: true\n" if layer.startswith("force_backward") else ""
-    text = head + (
-        'layer { name: "input" type: "Input" top: "scores" top: "targets"\n'
-        f"  input_param {{ shape {{ {dims(scores_shape)} }}\n"
-        f"                shape {{ {dims(targets_shape)} }} }} }}\n"
-        f"{layer.removeprefix(head)}"
+LOSSES = ("ours", "distill", "native")
+
+
+def loss_net_spec(loss: str, scores_shape, targets_shape, **params) -> caffe_pb2.NetParameter:
+    """Input (scores, targets) -> the loss ``loss``, one of LOSSES: "ours", gradients to the
+    scores only (propagate_down), as in training, where targets come from data; "distill",
+    ours with force_backward, so that the targets' gradient is computed too; "native",
+    Caffe's SoftmaxWithLoss (index labels), scores only. ``params``: our param_str keys."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss {loss!r}: expected one of {LOSSES}")
+    n = caffe.NetSpec()
+    n.scores, n.targets = L.Input(
+        name="input", shape=[dict(dim=list(scores_shape)), dict(dim=list(targets_shape))], ntop=2
     )
+    if loss == "native":
+        n.loss = L.SoftmaxWithLoss(n.scores, n.targets, loss_weight=1)
+    else:
+        n.loss = softmax_loss(n.scores, n.targets, **params)
+    spec = n.to_proto()
+    if loss == "distill":
+        spec.force_backward = True
+    else:
+        spec.layer[-1].propagate_down.extend([True, False])
+    return spec
+
+
+def load_net(spec: caffe_pb2.NetParameter) -> caffe.Net:
+    """A caffe.Net from ``spec``, in the TRAIN phase (pycaffe reads nets from files only)."""
     with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-        f.write(text)
-    net = caffe.Net(f.name, caffe.TRAIN if phase is None else phase)
+        f.write(str(spec))
+    net = caffe.Net(f.name, caffe.TRAIN)
     os.unlink(f.name)
     return net
 
 
-# propagate_down: gradients to the scores only, as in training (targets come from data);
-# distillation rows: force_backward, so that the targets' gradient is computed too
-DISTILL = (
-    "force_backward: true\n"
-    'layer { name: "loss" type: "Python" bottom: "scores" bottom: "targets" top: "loss"\n'
-    '  python_param { module: "python_layers.softmax_loss" layer: "SoftmaxLossLayer" }\n'
-    "  loss_weight: 1 }\n"
-)
-OURS = (
-    'layer { name: "loss" type: "Python" bottom: "scores" bottom: "targets" top: "loss"\n'
-    '  python_param { module: "python_layers.softmax_loss" layer: "SoftmaxLossLayer" }\n'
-    "  loss_weight: 1 propagate_down: true propagate_down: false }\n"
-)
-OURS_LABEL_LISTS = OURS.replace(
-    'layer: "SoftmaxLossLayer" }',
-    'layer: "SoftmaxLossLayer"\n  param_str: \'{"targets": "labels"}\' }',
-)
-NATIVE = (
-    'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "scores" bottom: "targets"\n'
-    '  top: "loss" loss_weight: 1 propagate_down: true propagate_down: false }\n'
-)
+def build_net(loss: str, scores_shape, targets_shape, **params) -> caffe.Net:
+    """:func:`loss_net_spec` as a caffe.Net, in the TRAIN phase."""
+    return load_net(loss_net_spec(loss, scores_shape, targets_shape, **params))
 
 
 def run_net(net, scores, targets):
@@ -190,9 +194,9 @@ def retained(net) -> int:
 
 def bench_shape(shape, kind, repeats, bandwidth, threads):
     scores, targets, labels = make_data(shape, kind)
-    ours_net = build_net(DISTILL if kind == "distill" else OURS, shape, targets.shape)
+    ours_net = build_net("distill" if kind == "distill" else "ours", shape, targets.shape)
     ours = run_net(ours_net, scores, targets)
-    native = run_net(build_net(NATIVE, shape, labels.shape), scores, labels)
+    native = run_net(build_net("native", shape, labels.shape), scores, labels)
     torch_run = torch_runner(scores, targets, kind, threads)
     ms = interleaved_ms({"ours": ours, "native": native, "torch": torch_run}, repeats)
     row = {"shape": list(shape), "targets": kind}
@@ -224,13 +228,13 @@ def bench_label_lists(shape, repeats, threads):
     scores = RNG.normal(0, 2, shape).astype(np.float32)
     lists, dense = make_label_lists(*shape)
     index = lists[:, 0].copy()
-    lists_net = build_net(OURS_LABEL_LISTS, shape, lists.shape)
+    lists_net = build_net("ours", shape, lists.shape, targets="labels")
     ours = run_net(lists_net, scores, lists)
     runs = {
         "lists": ours,
-        "dense": run_net(build_net(OURS, shape, dense.shape), scores, dense),
-        "index": run_net(build_net(OURS, shape, index.shape), scores, index),
-        "native": run_net(build_net(NATIVE, shape, index.shape), scores, index),
+        "dense": run_net(build_net("ours", shape, dense.shape), scores, dense),
+        "index": run_net(build_net("ours", shape, index.shape), scores, index),
+        "native": run_net(build_net("native", shape, index.shape), scores, index),
         "torch": torch_runner(scores, dense, "dense", threads),
     }
     row = {"shape": list(shape), "labels_per_row": [1, 5], "label_width": LABEL_WIDTH}
@@ -243,8 +247,6 @@ def bench_label_lists(shape, repeats, threads):
 
 def example_net_ratio(repeats):
     """Iteration time (forward+backward) of the example's conv net, native loss / our loss."""
-    from caffe import layers as L
-
     from examples.digits_multilabel.nets import body
 
     def net_with(loss):
@@ -252,15 +254,10 @@ def example_net_ratio(repeats):
         n.data, n.label = L.Input(shape=[dict(dim=[64, 1, 32, 32]), dict(dim=[64])], ntop=2)
         body(n, n.data)
         if loss == "ours":
-            from python_layers.netspec import softmax_loss
-
             n.loss = softmax_loss(n.scores, n.label)
         else:
             n.loss = L.SoftmaxWithLoss(n.scores, n.label)
-        with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-            f.write(str(n.to_proto()))
-        net = caffe.Net(f.name, caffe.TRAIN)
-        os.unlink(f.name)
+        net = load_net(n.to_proto())
         net.blobs["data"].data[...] = RNG.uniform(0, 1, (64, 1, 32, 32))
         net.blobs["label"].data[...] = RNG.integers(0, 10, 64)
         return lambda: (net.forward(), net.backward())

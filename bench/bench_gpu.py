@@ -16,12 +16,9 @@ from pathlib import Path
 import caffe
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import NATIVE, OURS, build_net, interleaved_ms, make_data
+from bench import build_net, interleaved_ms, make_data
 
 SHAPES = [(256, 1000), (256, 17000), (8, 21, 128, 128)]
-OURS_ON_CPU = OURS.replace(
-    'layer: "SoftmaxLossLayer" }', 'layer: "SoftmaxLossLayer"\n  param_str: \'{"engine": "cpu"}\' }'
-)
 
 
 def synchronised(run, cupy):
@@ -32,8 +29,8 @@ def synchronised(run, cupy):
     return timed
 
 
-def net_runner(layer, scores, labels, cupy):
-    net = build_net(layer, scores.shape, labels.shape)
+def net_runner(loss, scores, labels, cupy, **params):
+    net = build_net(loss, scores.shape, labels.shape, **params)
     net.blobs["scores"].data[...] = scores  # uploaded once, on the first forward
     net.blobs["targets"].data[...] = labels
     return net, synchronised(lambda: (net.forward(), net.backward()), cupy)
@@ -61,12 +58,12 @@ def bench_shape(shape, cupy, repeats):
     scores, _, labels = make_data(shape, "index")
     nets = {}
     runs = {}
-    for name, layer in (
-        ("ours_gpu", OURS),
-        ("native_gpu", NATIVE),
-        ("ours_cpu_engine", OURS_ON_CPU),
+    for name, loss, params in (
+        ("ours_gpu", "ours", {}),
+        ("native_gpu", "native", {}),
+        ("ours_cpu_engine", "ours", {"engine": "cpu"}),
     ):
-        nets[name], runs[name] = net_runner(layer, scores, labels, cupy)
+        nets[name], runs[name] = net_runner(loss, scores, labels, cupy, **params)
     runs["torch_cuda"] = torch_runner(scores, labels)
     ms = interleaved_ms(runs, repeats)
     losses = {name: float(n.blobs["loss"].data) for name, n in nets.items()}

@@ -81,9 +81,10 @@ def library(tmp_path_factory):
     return compile_kernels(tmp_path_factory.mktemp("kernels"))
 
 
-def khot(shape, axis=1, k_max=3, rng=None):
-    """Random k-hot targets (k in 1..k_max) along ``axis``; pass a seeded ``rng``."""
-    rng = np.random.default_rng(0) if rng is None else rng
+def khot(
+    shape: tuple[int, ...], axis: int = 1, k_max: int = 3, *, rng: np.random.Generator
+) -> np.ndarray:
+    """Random k-hot targets (k in 1..k_max) along ``axis``, drawn from the test's ``rng``."""
     moved = np.moveaxis(np.zeros(shape, np.float32), axis, -1)
     rows = moved.reshape(-1, shape[axis])
     for row in rows:

@@ -11,7 +11,8 @@ import re
 
 import numpy as np
 import pytest
-from test_multilabel_data import P, build, write_images
+from image_data import MESSAGE_PREFIX as P
+from image_data import build, write_images
 
 pytestmark = pytest.mark.caffe
 

@@ -26,7 +26,7 @@ def test_natural_order_covers_every_image_once_per_epoch(shuffle):
         assert (epochs == np.arange(images)).all()
 
 
-@pytest.mark.parametrize("sampling", ["natural", "sqrt", "balanced"])
+@pytest.mark.parametrize("sampling", sampler.SAMPLINGS)
 def test_a_batch_is_a_pure_function_of_seed_and_index(sampling):
     counts = np.array([50, 10, 1, 0, 5])
     per_class = [np.arange(n) for n in counts]

@@ -13,6 +13,7 @@ import itertools
 import numpy as np
 import pytest
 from cuda_host import HostBackend
+from loss_cases import KINDS, OPTION_SETS, SHAPES, loss_inputs
 
 from python_layers.loss.cuda.engine import (
     BAD_SCORES,
@@ -29,28 +30,6 @@ from python_layers.loss.target_grad import label_weight_grad, target_grad
 
 def _address(array):
     return 0 if array is None else array.ctypes.data
-
-
-def _inputs(kind, shape, rng, width=3):
-    """Scores and targets of the given kind (dense k-hot-ish, index, label lists + weights)."""
-    scores = (rng.standard_normal(shape) * 3).astype(np.float32)
-    classes = shape[1]
-    if kind == "dense":
-        targets = (rng.random(shape) < 0.3) * rng.random(shape)
-        targets = targets.astype(np.float32)
-        targets[0] = 0  # an ignored (all-zero) position
-        return scores, targets, None, "dense"
-    if kind == "index":
-        positions = (shape[0], *shape[2:])
-        labels = rng.integers(0, classes, positions).astype(np.float32)
-        labels.flat[1] = 255  # ignored when ignore_label is 255
-        return scores, labels, None, "index"
-    labels = rng.integers(0, classes, (shape[0], width)).astype(np.float32)
-    labels[:, -1] = -1  # padding
-    labels[1, 0] = labels[1, 1]  # a class listed twice
-    labels[2] = -1  # a row with no label: ignored
-    weights = rng.random((shape[0], width)).astype(np.float32) + 0.1
-    return scores, labels, weights if kind == "weighted" else None, "labels"
 
 
 def _run_both(library, scores, targets, weights, form, options, block, outputs=("grad", "probs")):
@@ -82,17 +61,6 @@ def _run_both(library, scores, targets, weights, form, options, block, outputs=(
     return layout, (expected_loss, expected), (loss, got, loss_top[0])
 
 
-OPTION_SETS = [
-    Options(),
-    Options(normalization="full", label_smoothing=0.1),
-    Options(normalization="batch_size", normalize_targets=False),
-    Options(normalization="none", class_weights=(0.5, 2.0, 1.0, 1.5, 0.25)),
-    Options(normalization="valid", class_weights=(0.5, 2.0, 1.0, 1.5, 0.25), label_smoothing=0.2),
-]
-SHAPES = {"rows": (6, 5), "positions": (3, 5, 2, 3)}
-KINDS = ["dense", "index", "labels", "weighted"]
-
-
 @pytest.mark.parametrize("block", [True, False], ids=["block", "thread"])
 @pytest.mark.parametrize("options", OPTION_SETS, ids=lambda o: f"{o}"[8:60])
 @pytest.mark.parametrize(
@@ -101,7 +69,7 @@ KINDS = ["dense", "index", "labels", "weighted"]
 )
 def test_device_kernels_match_cpu_engine(library, kind, shape_name, options, block):
     rng = np.random.default_rng([KINDS.index(kind), list(SHAPES).index(shape_name)])
-    scores, targets, weights, form = _inputs(kind, SHAPES[shape_name], rng)
+    scores, targets, weights, form = loss_inputs(kind, SHAPES[shape_name], rng)
     if kind == "index":
         options = Options(**{**options.__dict__, "ignore_label": 255})
     _, (want_loss, want), (loss, got, top) = _run_both(
@@ -117,7 +85,7 @@ def test_device_kernels_match_cpu_engine(library, kind, shape_name, options, blo
 @pytest.mark.parametrize("shape", [(4, 5), (2, 5, 3)], ids=["rows", "positions"])
 def test_dense_target_gradient_matches(library, options, shape):
     rng = np.random.default_rng(3)
-    scores, targets, _, _ = _inputs("dense", shape, rng)
+    scores, targets, _, _ = loss_inputs("dense", shape, rng)
     layout = layout_for(scores.shape, targets.shape, 1, "dense")
     want = target_grad(scores, targets, layout, options) * np.float32(0.3)
     got = np.full_like(scores, np.nan)
@@ -135,7 +103,7 @@ def test_dense_target_gradient_matches(library, options, shape):
 @pytest.mark.parametrize("options", OPTION_SETS, ids=lambda o: f"{o}"[8:60])
 def test_label_weight_gradient_matches(library, options):
     rng = np.random.default_rng(4)
-    scores, labels, weights, form = _inputs("weighted", (6, 5), rng)
+    scores, labels, weights, form = loss_inputs("weighted", (6, 5), rng)
     layout = layout_for(scores.shape, labels.shape, 1, form)
     want = label_weight_grad(scores, labels, weights, layout, options) * np.float32(2.0)
     got = np.full_like(weights, np.nan)
@@ -189,7 +157,7 @@ def test_default_launch_plan(library):
 )
 def test_bad_input_writes_nothing_and_says_where(library, kind, spoil, code, row, block):
     rng = np.random.default_rng(5)
-    scores, targets, weights, form = _inputs(kind, (6, 5), rng)
+    scores, targets, weights, form = loss_inputs(kind, (6, 5), rng)
     if kind == "index":
         targets[1] = 0  # no ignore_label here
     spoil(scores, targets, weights)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import re
 import tracemalloc
+from typing import get_args
 
 import numpy as np
 import pytest
 
 from python_layers import softmax_math as sm
 from python_layers.loss import fused_positions, fused_rows
+from python_layers.loss.layout import TargetKind
 from python_layers.loss.reference import reference
 
 
@@ -120,7 +122,7 @@ def test_kernels_match_the_float64_reference(kind, shape, driver, options, monke
     np.testing.assert_allclose(probs, want.probs, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("kind", ["dense", "index", "labels"])
+@pytest.mark.parametrize("kind", get_args(TargetKind))
 def test_serial_and_parallel_drivers_give_the_same_bits(kind, monkeypatch):
     rng = np.random.default_rng(4)
     scores, targets, weights, form = case(kind, (64, 900), rng)
@@ -163,8 +165,8 @@ import json, sys
 import numpy as np
 from numba.core.runtime import rtsys
 from python_layers import softmax_math as sm
-shape, kind = json.loads(sys.argv[1])
-rng = np.random.default_rng(0)
+shape, kind, seed = json.loads(sys.argv[1])
+rng = np.random.default_rng(seed)
 scores = rng.normal(0, 2, shape).astype("f4")
 if kind == "dense":
     targets = (rng.uniform(size=shape) < 0.01).astype("f4")
@@ -185,7 +187,7 @@ print(after.alloc - before.alloc)
 
 @pytest.mark.parametrize("kind", ["dense", "index"])
 @pytest.mark.parametrize("shape", [(16, 5000), (2, 21, 64, 64)])
-def test_fused_kernels_allocate_nothing_per_row(kind, shape):
+def test_fused_kernels_allocate_nothing_per_row(rng, kind, shape):
     """numba's own allocations (invisible to tracemalloc), counted by its runtime statistics:
     the same count for 4x the rows, so nothing is allocated per row or per position (what
     remains are the few wrappers of the argument arrays, per call)."""
@@ -195,10 +197,11 @@ def test_fused_kernels_allocate_nothing_per_row(kind, shape):
 
     from conftest import REPO
 
+    seed = int(rng.integers(2**32))  # the probe's inputs, from this test's generator
     counts = []
     for rows in (shape[0], 4 * shape[0]):
         done = subprocess.run(
-            [sys.executable, "-c", NRT_PROBE, json.dumps([[rows, *shape[1:]], kind])],
+            [sys.executable, "-c", NRT_PROBE, json.dumps([[rows, *shape[1:]], kind, seed])],
             env={**os.environ, "NUMBA_NRT_STATS": "1"},
             capture_output=True,
             text=True,

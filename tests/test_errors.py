@@ -1,8 +1,6 @@
-"""Every bad input and its error, through real caffe.Nets (the README's "Failure modes" table).
-
-Each row: what is wrong, the param_str, the blob shapes and values, the exception and the
-message it must match. Errors in param_str or shapes come when the net is built; errors in
-values come at forward, and then nothing is written to the tops.
+"""Bad inputs and their errors through real caffe.Nets (docs/loss.md's "Failure modes"): a row
+each (what is wrong, param_str, blob shapes and values, exception, message). Shape and
+param_str errors come when the net is built; value errors at forward, with nothing written.
 """
 
 from __future__ import annotations
@@ -10,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from nets import input_layer, net, softmax_loss_layer
+
+from python_layers.loss.targets import PADDING
 
 pytestmark = pytest.mark.caffe
 
@@ -262,7 +262,7 @@ AT_FORWARD = [
         "label-list-out-of-range",
         (2, 3),
         (2, 2),
-        [[0, -1], [2, 3]],
+        [[0, PADDING], [2, 3]],
         P + r"bottom\[1\] \(labels\) holds 3\.0 at position \(1, 1\); a label list holds "
         r"integers in \[0, 3\), padded with -1",
     ),
@@ -270,7 +270,7 @@ AT_FORWARD = [
         "label-list-fraction",
         (2, 3),
         (2, 2),
-        [[0, 0.5], [2, -1]],
+        [[0, 0.5], [2, PADDING]],
         P + r"bottom\[1\] \(labels\) holds 0\.5 at position \(0, 1\)",
     ),
 ]

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from nets import input_layer, net, softmax_loss_layer
 
+from python_layers.loss.targets import PADDING
+
 pytestmark = pytest.mark.caffe
 
 P = "SoftmaxLossLayer: "
@@ -79,7 +81,7 @@ def test_label_weights_must_have_the_labels_shape(make_net):
 def test_bad_label_weights_raise_at_forward_and_write_nothing(make_net, weights, message):
     n = _three_bottoms(make_net, (2, 2), targets="labels")
     n.blobs["loss"].data[...] = 123.0
-    n.blobs["labels"].data[...] = [[0, 1], [2, -1]]
+    n.blobs["labels"].data[...] = [[0, 1], [2, PADDING]]
     n.blobs["weights"].data[...] = weights
     with pytest.raises(ValueError, match=P + r"bottom\[2\] \(label_weights\) " + message):
         n.forward()

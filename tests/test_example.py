@@ -11,6 +11,7 @@ import pytest
 from nets import assert_learns
 
 from examples.digits_multilabel import data
+from python_layers.loss.targets import PADDING
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_label_lists_hold_the_dense_targets(small_data, kind):
         if label >= 0:
             rebuilt[row, int(label)] += weights[row, j]
         else:
-            assert weights[row, j] == 0 and (labels[row, j:] == -1).all()  # padding at the end
+            assert weights[row, j] == 0 and (labels[row, j:] == PADDING).all()  # padding at the end
     np.testing.assert_array_equal(rebuilt, dense)
 
 

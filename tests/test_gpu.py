@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from loss_cases import KINDS, OPTION_SETS, SHAPES, loss_inputs
 from nets import input_layer, native_softmax_loss_layer, net, softmax_loss_layer
-from test_device_engine import KINDS, OPTION_SETS, SHAPES, _inputs
 
 from python_layers.loss.engine import SoftmaxCrossEntropy
 from python_layers.loss.forms import layout_for
@@ -94,7 +94,7 @@ def _assert_same(gpu, cpu):
 @pytest.mark.parametrize("kind", KINDS)
 def test_small_inputs_match_cpu(cupy, backend, kind, options, block):
     rng = np.random.default_rng(11)
-    scores, targets, weights, form = _inputs(kind, SHAPES["rows"], rng)
+    scores, targets, weights, form = loss_inputs(kind, SHAPES["rows"], rng)
     if kind == "index":
         options = Options(**{**options.__dict__, "ignore_label": 255})
     gpu = _on_gpu(cupy, backend, scores, targets, weights, form, options, block)
@@ -114,7 +114,7 @@ def test_small_inputs_match_cpu(cupy, backend, kind, options, block):
 )
 def test_benchmark_shapes_match_cpu(cupy, backend, shape, kind):
     rng = np.random.default_rng(12)
-    scores, targets, weights, form = _inputs(kind, shape, rng, width=8)
+    scores, targets, weights, form = loss_inputs(kind, shape, rng, width=8)
     if kind == "index":
         targets[targets >= shape[1]] = 0
     gpu = _on_gpu(cupy, backend, scores, targets, weights, form, Options())

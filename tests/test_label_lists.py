@@ -11,23 +11,22 @@ from nets import input_layer, net, softmax_loss_layer
 from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm
+from python_layers.loss.options import NORMALIZATIONS
+from python_layers.loss.targets import PADDING
 from python_layers.testing import check_gradients
 
-RNG = np.random.default_rng(11)
-NORMALIZATIONS = ["full", "valid", "batch_size", "none"]
 
-
-def label_case(rows=9, classes=12, width=5, weighted=True, rng=RNG):
+def label_case(rng, rows=9, classes=12, width=5, weighted=True):
     """Label lists with every awkward row: duplicates, padding in the middle, no labels at
     all, all weights 0, and full rows; plus weights and the equivalent dense targets."""
-    labels = np.full((rows, width), -1, np.float32)
+    labels = np.full((rows, width), PADDING, np.float32)
     for r in range(rows):
         k = rng.integers(1, width + 1)
         labels[r, :k] = rng.choice(classes, size=k, replace=True)  # duplicates happen
-    labels[1] = -1  # a row with no labels: ignored
-    labels[2, :3] = [4, -1, 4]  # padding between labels, a class listed twice
+    labels[1] = PADDING  # a row with no labels: ignored
+    labels[2, :3] = [4, PADDING, 4]  # padding between labels, a class listed twice
     if not weighted:
-        labels[3] = -1  # (the weighted case's row 3 is ignored: keep the rows alike)
+        labels[3] = PADDING  # (the weighted case's row 3 is ignored: keep the rows alike)
         return labels, None, densify(labels, None, classes)
     weights = rng.uniform(0.1, 2.0, labels.shape).astype(np.float32)
     weights[3] = 0  # all weights 0: ignored like a zero dense row
@@ -37,7 +36,7 @@ def label_case(rows=9, classes=12, width=5, weighted=True, rng=RNG):
 def densify(labels, weights, classes):
     dense = np.zeros((labels.shape[0], classes))
     for (r, j), label in np.ndenumerate(labels):
-        if label >= 0:
+        if label != PADDING:
             dense[r, int(label)] += 1.0 if weights is None else weights[r, j]
     return dense.astype(np.float32)
 
@@ -51,15 +50,15 @@ def densify(labels, weights, classes):
 @pytest.mark.parametrize("class_weighted", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_label_lists_match_the_oracle_on_the_dense_targets(
-    engine_path, normalization, normalize_targets, smoothing, class_weighted, weighted
+    engine_path, rng, normalization, normalize_targets, smoothing, class_weighted, weighted
 ):
-    labels, weights, dense = label_case(weighted=weighted)
-    scores = RNG.normal(0, 3, dense.shape).astype(np.float32)
+    labels, weights, dense = label_case(rng, weighted=weighted)
+    scores = rng.normal(0, 3, dense.shape).astype(np.float32)
     options = dict(
         normalization=normalization,
         normalize_targets=normalize_targets,
         label_smoothing=smoothing,
-        class_weights=RNG.uniform(0, 3, dense.shape[1]) if class_weighted else None,
+        class_weights=rng.uniform(0, 3, dense.shape[1]) if class_weighted else None,
     )
     ours = sm.softmax_cross_entropy(
         scores, labels, weights, targets_form="labels", with_target_grad=True, **options
@@ -74,14 +73,14 @@ def test_label_lists_match_the_oracle_on_the_dense_targets(
     dense_grad = reference_target_grad(scores, dense, **options)
     expected = np.zeros(labels.shape)
     for (r, j), label in np.ndenumerate(labels):
-        if label >= 0 and dense[r].sum() > 0:
+        if label != PADDING and dense[r].sum() > 0:
             expected[r, j] = dense_grad[r, int(label)]
     np.testing.assert_allclose(ours.target_grad, expected, rtol=1e-3, atol=1e-5)
 
 
-def test_index_targets_are_label_lists_of_one(engine_path):
-    scores = RNG.normal(0, 3, (20, 30)).astype(np.float32)
-    index = RNG.integers(0, 30, 20).astype(np.float32)
+def test_index_targets_are_label_lists_of_one(engine_path, rng):
+    scores = rng.normal(0, 3, (20, 30)).astype(np.float32)
+    index = rng.integers(0, 30, 20).astype(np.float32)
     as_index = sm.softmax_cross_entropy(scores, index, label_smoothing=0.1)
     as_list = sm.softmax_cross_entropy(
         scores, index[:, None], targets_form="labels", label_smoothing=0.1
@@ -90,14 +89,14 @@ def test_index_targets_are_label_lists_of_one(engine_path):
     np.testing.assert_allclose(as_list.score_grad, as_index.score_grad, atol=1e-7)
 
 
-def test_label_lists_never_build_a_dense_target_array(monkeypatch):
+def test_label_lists_never_build_a_dense_target_array(rng):
     """Allocation per call does not grow with C (no (N, C) targets); the fused path."""
     import tracemalloc
 
     sizes = {}
     for classes in (1000, 16000):
-        scores = RNG.normal(0, 1, (64, classes)).astype(np.float32)
-        labels, weights, _ = label_case(64, classes, 8)
+        scores = rng.normal(0, 1, (64, classes)).astype(np.float32)
+        labels, weights, _ = label_case(rng, 64, classes, 8)
         layout = sm.layout_for(scores.shape, labels.shape, form="labels")
         loss = sm.SoftmaxCrossEntropy()
         grad = np.empty_like(scores)
@@ -124,7 +123,7 @@ def test_label_lists_never_build_a_dense_target_array(monkeypatch):
             r"holds integers in \[0, 4\), padded with -1",
         ),
         ([[0, -2]], None, r"bottom\[1\] \(labels\) holds -2\.0 at position \(0, 1\)"),
-        ([[1.5, -1]], None, r"bottom\[1\] \(labels\) holds 1\.5 at position \(0, 0\)"),
+        ([[1.5, PADDING]], None, r"bottom\[1\] \(labels\) holds 1\.5 at position \(0, 0\)"),
         (
             [[0, 1]],
             [[1, -0.5]],
@@ -163,7 +162,7 @@ def test_label_lists_are_never_guessed_from_the_shape():
 # --- Through real caffe.Nets ----------------------------------------------------------------
 
 
-def twin_nets(make_net, caffe, labels, weights, dense, loss_weight, phase, **params):
+def twin_nets(make_net, caffe, rng, labels, weights, dense, loss_weight, phase, **params):
     """A net with the layer on label lists and the same layer on the equivalent dense targets;
     each loss on its own copy of the scores, force_backward so every bottom gets a gradient."""
     shapes = dict(
@@ -196,7 +195,7 @@ def twin_nets(make_net, caffe, labels, weights, dense, loss_weight, phase, **par
         ),
     )
     n = make_net(prototxt, getattr(caffe, phase))
-    scores = RNG.normal(0, 2, dense.shape).astype(np.float32)
+    scores = rng.normal(0, 2, dense.shape).astype(np.float32)
     n.blobs["scores_l"].data[...] = scores
     n.blobs["scores_d"].data[...] = scores
     n.blobs["labels"].data[...] = labels
@@ -217,14 +216,15 @@ def twin_nets(make_net, caffe, labels, weights, dense, loss_weight, phase, **par
 @pytest.mark.parametrize("phase", ["TRAIN", "TEST"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_label_lists_equal_the_same_layer_on_dense_targets(
-    caffe, make_net, normalization, options, loss_weight, phase, weighted
+    caffe, make_net, rng, normalization, options, loss_weight, phase, weighted
 ):
-    labels, weights, dense = label_case(weighted=weighted)
+    labels, weights, dense = label_case(rng, weighted=weighted)
     if options.get("class_weights") == "random":
-        options = {"class_weights": RNG.uniform(0, 3, dense.shape[1]).round(3).tolist()}
+        options = {"class_weights": rng.uniform(0, 3, dense.shape[1]).round(3).tolist()}
     n = twin_nets(
         make_net,
         caffe,
+        rng,
         labels,
         weights,
         dense,
@@ -241,14 +241,14 @@ def test_label_lists_equal_the_same_layer_on_dense_targets(
     if weights is not None:  # d loss / d w_j = d loss / d t at label_j
         expected = np.zeros(labels.shape, np.float32)
         for (r, j), label in np.ndenumerate(labels):
-            if label >= 0:
+            if label != PADDING:
                 expected[r, j] = n.blobs["dense"].diff[r, int(label)]
         np.testing.assert_allclose(n.blobs["weights"].diff, expected, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.caffe
-def test_gradient_checker_on_scores_and_label_weights(make_net):
-    labels, weights, dense = label_case(rows=5, classes=6, width=4)
+def test_gradient_checker_on_scores_and_label_weights(make_net, rng):
+    labels, weights, dense = label_case(rng, rows=5, classes=6, width=4)
     n = make_net(
         net(
             input_layer(scores=dense.shape, labels=labels.shape, weights=labels.shape),
@@ -261,7 +261,7 @@ def test_gradient_checker_on_scores_and_label_weights(make_net):
             ),
         )
     )
-    n.blobs["scores"].data[...] = RNG.normal(0, 1, dense.shape)
+    n.blobs["scores"].data[...] = rng.normal(0, 1, dense.shape)
     n.blobs["labels"].data[...] = labels
     n.blobs["weights"].data[...] = weights + 0.5  # away from 0, where the sum has a kink
     assert check_gradients(n, "loss", bottoms=(0, 2), max_elements=20) == []
@@ -269,8 +269,8 @@ def test_gradient_checker_on_scores_and_label_weights(make_net):
 
 @pytest.mark.caffe
 @pytest.mark.parametrize("kind", ["dense", "labels"])
-def test_target_gradient_false_writes_zeros_under_force_backward(make_net, kind):
-    labels, weights, dense = label_case()
+def test_target_gradient_false_writes_zeros_under_force_backward(make_net, rng, kind):
+    labels, weights, dense = label_case(rng)
     targets = dense if kind == "dense" else weights
     shapes = dict(scores=dense.shape, targets=targets.shape)
     extra = ()
@@ -285,7 +285,7 @@ def test_target_gradient_false_writes_zeros_under_force_backward(make_net, kind)
             softmax_loss_layer("scores", first, extra_bottoms=extra, **params),
         )
     )
-    n.blobs["scores"].data[...] = RNG.normal(0, 1, dense.shape)
+    n.blobs["scores"].data[...] = rng.normal(0, 1, dense.shape)
     n.blobs["targets"].data[...] = targets
     if kind == "labels":
         n.blobs["labels"].data[...] = labels

@@ -1,5 +1,7 @@
 """The pure-numpy math against the float64 oracle (no Caffe needed)."""
 
+from typing import get_args
+
 import numpy as np
 import pytest
 from conftest import khot
@@ -8,6 +10,7 @@ from hypothesis import strategies as st
 from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm
+from python_layers.loss.layout import TargetKind
 
 
 def compare(scores, targets, with_target_grad=False, **options):
@@ -193,7 +196,7 @@ def relayout(array, how, rng):
 def layout_cases(draw):
     """Scores and targets (dense, index or label lists), each in a drawn memory layout."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    form = draw(st.sampled_from(["dense", "index", "labels"]))
+    form = draw(st.sampled_from(get_args(TargetKind)))
     ndim = 2 if form == "labels" else draw(st.integers(2, 4))
     shape = tuple(draw(st.integers(1, 5)) for _ in range(ndim))
     shape = (shape[0], draw(st.integers(2, 40)), *shape[2:])

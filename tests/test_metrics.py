@@ -8,23 +8,22 @@ from nets import input_layer, net
 from sklearn.metrics import average_precision_score
 
 from python_layers import metrics
+from python_layers.loss.targets import PADDING
 from python_layers.testing import check_gradients
 
-RNG = np.random.default_rng(3)
 
-
-def random_case(n=40, c=6, ties=False):
-    scores = RNG.normal(size=(n, c)).astype(np.float32)
+def random_case(rng, n=40, c=6, ties=False):
+    scores = rng.normal(size=(n, c)).astype(np.float32)
     if ties:
         scores = np.round(scores, 1)  # many tied scores: AP must treat them as one threshold
-    targets = (RNG.uniform(size=(n, c)) < 0.3) * RNG.uniform(0.1, 1, (n, c))
+    targets = (rng.uniform(size=(n, c)) < 0.3) * rng.uniform(0.1, 1, (n, c))
     targets[0, :] = 0  # a sample with nothing relevant
     return scores, targets.astype(np.float32)
 
 
 @pytest.mark.parametrize("ties", [False, True])
-def test_average_precision_equals_sklearn(ties):
-    scores, targets = random_case(ties=ties)
+def test_average_precision_equals_sklearn(rng, ties):
+    scores, targets = random_case(rng, ties=ties)
     for c in range(scores.shape[1]):
         expected = average_precision_score(targets[:, c] > 0, scores[:, c])
         assert metrics.average_precision(scores[:, c], targets[:, c] > 0) == pytest.approx(expected)
@@ -73,8 +72,8 @@ def assert_tops(out, expected):
 
 @pytest.mark.caffe
 @pytest.mark.parametrize("k", range(1, 9))  # C = 7: k = 1 (the names coincide) up to k > C
-def test_metrics_layer_equals_sklearn_for_every_k(make_net, k):
-    scores, targets = random_case(n=50, c=7)
+def test_metrics_layer_equals_sklearn_for_every_k(make_net, rng, k):
+    scores, targets = random_case(rng, n=50, c=7)
     n = make_net(
         net(input_layer(scores=scores.shape, targets=targets.shape), metrics_layer(f'{{"k": {k}}}'))
     )
@@ -83,9 +82,9 @@ def test_metrics_layer_equals_sklearn_for_every_k(make_net, k):
     assert_tops(n.forward(), expected_metrics(scores, targets > 0, k))
 
 
-def label_lists(relevant, width, rng=RNG):
+def label_lists(rng, relevant, width):
     """(N, C) relevance -> (N, width) shuffled label lists padded with -1, with a duplicate."""
-    lists = np.full((relevant.shape[0], width), -1, np.float32)
+    lists = np.full((relevant.shape[0], width), PADDING, np.float32)
     for row, classes in enumerate(relevant):
         listed = rng.permutation(np.flatnonzero(classes))
         lists[row, : listed.size] = listed
@@ -96,10 +95,10 @@ def label_lists(relevant, width, rng=RNG):
 
 @pytest.mark.caffe
 @pytest.mark.parametrize("weighted", [False, True])
-def test_metrics_layer_on_label_lists_equals_sklearn(make_net, weighted):
-    scores, targets = random_case(n=60, c=9)
+def test_metrics_layer_on_label_lists_equals_sklearn(make_net, rng, weighted):
+    scores, targets = random_case(rng, n=60, c=9)
     relevant = targets > 0
-    lists = label_lists(relevant, width=9)
+    lists = label_lists(rng, relevant, width=9)
     bottoms = ("scores", "labels") + (("weights",) if weighted else ())
     shapes = dict(scores=scores.shape, labels=lists.shape)
     if weighted:
@@ -113,7 +112,7 @@ def test_metrics_layer_on_label_lists_equals_sklearn(make_net, weighted):
         weights = np.ones_like(lists)
         for row in range(1, 10):
             dropped = lists[row, 0]
-            if dropped >= 0:
+            if dropped != PADDING:
                 weights[row, lists[row] == dropped] = 0
                 relevant[row, int(dropped)] = False
         n.blobs["weights"].data[...] = weights
@@ -121,9 +120,9 @@ def test_metrics_layer_on_label_lists_equals_sklearn(make_net, weighted):
 
 
 @pytest.mark.caffe
-def test_metrics_layer_on_index_targets(make_net):
-    scores, _ = random_case(n=30, c=5)
-    labels = RNG.integers(0, 5, 30).astype(np.float32)
+def test_metrics_layer_on_index_targets(make_net, rng):
+    scores, _ = random_case(rng, n=30, c=5)
+    labels = rng.integers(0, 5, 30).astype(np.float32)
     n = make_net(net(input_layer(scores=scores.shape, targets=(30,)), metrics_layer('{"k": 2}')))
     n.blobs["scores"].data[...] = scores
     n.blobs["targets"].data[...] = labels
@@ -138,7 +137,7 @@ def test_metrics_layer_names_a_bad_label(make_net):
             metrics_layer('{"targets": "labels"}', ("scores", "labels")),
         )
     )
-    n.blobs["labels"].data[...] = [[0, -1], [1, 3]]
+    n.blobs["labels"].data[...] = [[0, PADDING], [1, 3]]
     with pytest.raises(
         ValueError,
         match=r"MultiLabelMetricsLayer: bottom\[1\] \(labels\) holds "

@@ -14,47 +14,14 @@ import time
 import numpy as np
 import pytest
 from conftest import REPO
+from image_data import MESSAGE_PREFIX as P
+from image_data import build, data_net, write_images
 from nets import assert_learns, run_caffe
 from PIL import Image
 
 from python_layers.data import batches
 
 pytestmark = pytest.mark.caffe
-P = "MultiLabelImageDataLayer: "
-
-
-def write_images(directory, count=10, size=(6, 5), classes=4, weighted=False, rng_seed=0):
-    """``count`` RGB PNGs whose pixel (0, 0) red value is the image's index (to identify
-    it), random elsewhere; a list file with 1..3 labels each. Returns (list path, pixels)."""
-    rng = np.random.default_rng(rng_seed)
-    (directory / "img").mkdir(exist_ok=True)
-    lines, pixels = [], []
-    for index in range(count):
-        rgb = rng.integers(0, 256, (size[0], size[1], 3), dtype=np.uint8)
-        rgb[0, 0, 0] = index
-        Image.fromarray(rgb).save(directory / "img" / f"{index}.png")
-        pixels.append(rgb)
-        labels = rng.choice(classes, size=rng.integers(1, 4), replace=False)
-        tokens = [f"{c}:{rng.uniform(0.5, 2):.3f}" if weighted else str(c) for c in labels]
-        lines.append(f"img/{index}.png " + " ".join(tokens))
-    listing = directory / "list.txt"
-    listing.write_text("# test images\n" + "\n".join(lines) + "\n")
-    return listing, pixels
-
-
-def data_net(directory, tops=("data", "labels"), phase="TRAIN", **params) -> str:
-    params.setdefault("root_folder", str(directory) + "/")
-    top_lines = " ".join(f'top: "{t}"' for t in tops)
-    return (
-        f'layer {{ name: "image_data" type: "Python" {top_lines}\n'
-        '  python_param { module: "python_layers.multilabel_data"\n'
-        f"    layer: \"MultiLabelImageDataLayer\" param_str: '{json.dumps(params)}' }}\n"
-        "  param { lr_mult: 0 decay_mult: 0 } }\n"
-    )
-
-
-def build(make_net, caffe, directory, phase="TRAIN", tops=("data", "labels"), **params):
-    return make_net(data_net(directory, tops, **params), getattr(caffe, phase))
 
 
 def image_ids(n) -> list[int]:

@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from python_layers.loss.targets import PADDING
+
 pytestmark = pytest.mark.caffe
 
 
@@ -58,7 +60,7 @@ def test_helpers_take_label_lists_with_weights(caffe, make_net):
     ] * 2
     net = make_net(str(proto))
     net.blobs["scores"].data[...] = [[0, 0, 0, 5], [0, 9, 0, 0]]
-    net.blobs["labels"].data[...] = [[3, 0, -1], [1, -1, -1]]
+    net.blobs["labels"].data[...] = [[3, 0, PADDING], [1, PADDING, PADDING]]
     net.blobs["label_weights"].data[...] = [[1, 1, 0], [2, 0, 0]]
     out = net.forward()
     uniform_but_3 = np.log(3 + np.exp(5))

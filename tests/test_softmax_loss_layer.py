@@ -10,14 +10,14 @@ from nets import input_layer, native_softmax_loss_layer, net, softmax_loss_layer
 from oracle import reference, reference_target_grad
 
 from python_layers.loss.options import NORMALIZATIONS
+from python_layers.loss.targets import PADDING
 from python_layers.testing import check_gradients
 
 pytestmark = pytest.mark.caffe
-RNG = np.random.default_rng(1)
 
 
-def labels_for(shape, classes, ignore_label=None):
-    labels = RNG.integers(0, classes, shape).astype(np.float32)
+def labels_for(rng, shape, classes, ignore_label=None):
+    labels = rng.integers(0, classes, shape).astype(np.float32)
     if ignore_label is not None:
         labels.flat[::3] = ignore_label
     return labels
@@ -35,6 +35,7 @@ INDEX_CASES = [((6, 7), (6,), 1), ((2, 5, 3, 4), (2, 1, 3, 4), 1), ((3, 4, 6), (
 def test_index_targets_equal_native_softmax_with_loss(
     caffe,
     make_net,
+    rng,
     normalization,
     ignore_label,
     loss_weight,
@@ -66,8 +67,8 @@ def test_index_targets_equal_native_softmax_with_loss(
         ),
         phase=getattr(caffe, phase),
     )
-    scores = RNG.normal(0, 3, scores_shape).astype(np.float32)
-    labels = labels_for(labels_shape, scores_shape[axis], ignore_label)
+    scores = rng.normal(0, 3, scores_shape).astype(np.float32)
+    labels = labels_for(rng, labels_shape, scores_shape[axis], ignore_label)
     n.blobs["ours"].data[...] = n.blobs["native"].data[...] = scores
     n.blobs["label"].data[...] = n.blobs["label_copy"].data[...] = labels
     out = n.forward()
@@ -77,7 +78,7 @@ def test_index_targets_equal_native_softmax_with_loss(
     assert np.abs(n.blobs["ours"].diff).max() > 1e-3  # the comparison compared something
 
 
-def test_prob_top_equals_native_softmax(make_net):
+def test_prob_top_equals_native_softmax(make_net, rng):
     shape = (4, 6, 3)
     n = make_net(
         net(
@@ -86,14 +87,14 @@ def test_prob_top_equals_native_softmax(make_net):
             'layer { name: "softmax" type: "Softmax" bottom: "scores" top: "native_prob" }\n',
         )
     )
-    n.blobs["scores"].data[...] = RNG.normal(0, 4, shape)
-    n.blobs["label"].data[...] = labels_for((4, 3), 6)
+    n.blobs["scores"].data[...] = rng.normal(0, 4, shape)
+    n.blobs["label"].data[...] = labels_for(rng, (4, 3), 6)
     n.forward()
     np.testing.assert_allclose(n.blobs["prob"].data, n.blobs["native_prob"].data, atol=1e-7)
 
 
-def real_valued(shape):
-    targets = khot(shape, k_max=4, rng=RNG) * RNG.uniform(0.1, 3, shape).astype(np.float32)
+def real_valued(rng, shape):
+    targets = khot(shape, k_max=4, rng=rng) * rng.uniform(0.1, 3, shape).astype(np.float32)
     targets[1] = 0  # a position that sums to 0: ignored
     return targets
 
@@ -112,7 +113,7 @@ DENSE_OPTIONS = [
 @pytest.mark.parametrize("options", DENSE_OPTIONS, ids=lambda o: json_id(o))
 @pytest.mark.parametrize("kind", ["khot", "real"])
 @pytest.mark.parametrize("loss_weight", [1.0, 2.5])
-def test_dense_targets_equal_float64_oracle(make_net, options, kind, loss_weight):
+def test_dense_targets_equal_float64_oracle(make_net, rng, options, kind, loss_weight):
     shape = (6, 5)
     n = make_net(
         net(
@@ -120,8 +121,8 @@ def test_dense_targets_equal_float64_oracle(make_net, options, kind, loss_weight
             softmax_loss_layer("scores", "targets", loss_weight=loss_weight, **options),
         )
     )
-    scores = RNG.normal(0, 3, shape).astype(np.float32)
-    targets = khot(shape, rng=RNG) if kind == "khot" else real_valued(shape)
+    scores = rng.normal(0, 3, shape).astype(np.float32)
+    targets = khot(shape, rng=rng) if kind == "khot" else real_valued(rng, shape)
     n.blobs["scores"].data[...] = scores
     n.blobs["targets"].data[...] = targets
     loss = float(n.forward()["loss"])
@@ -137,7 +138,7 @@ def test_dense_targets_equal_float64_oracle(make_net, options, kind, loss_weight
 
 
 @pytest.mark.parametrize("options", DENSE_OPTIONS[:4], ids=lambda o: json_id(o))
-def test_distillation_over_iterations_in_train_phase(caffe, make_net, options):
+def test_distillation_over_iterations_in_train_phase(caffe, make_net, rng, options):
     """TRAIN phase, three iterations with new data each time; the bottoms' diffs hold garbage
     before backward (issue 18: backward once rescaled what forward had written there), and
     a loss weight changed between forward and backward is honoured for both gradients."""
@@ -150,8 +151,8 @@ def test_distillation_over_iterations_in_train_phase(caffe, make_net, options):
         caffe.TRAIN,
     )
     for iteration in range(3):
-        scores = RNG.normal(0, 3, shape).astype(np.float32)
-        targets = real_valued(shape)
+        scores = rng.normal(0, 3, shape).astype(np.float32)
+        targets = real_valued(rng, shape)
         n.blobs["scores"].data[...] = scores
         n.blobs["targets"].data[...] = targets
         n.forward()
@@ -201,7 +202,12 @@ def test_gradient_checker_passes_in_the_train_phase(caffe, make_net, name):
     if scores_shape == targets_shape:
         n.blobs["targets"].data[...] = rng.uniform(0.2, 1, targets_shape)
     elif lists:
-        n.blobs["targets"].data[...] = [[0, 3, -1], [5, -1, -1], [1, 2, 4], [2, 2, 0]]
+        n.blobs["targets"].data[...] = [
+            [0, 3, PADDING],
+            [5, PADDING, PADDING],
+            [1, 2, 4],
+            [2, 2, 0],
+        ]
         n.blobs["weights"].data[...] = rng.uniform(0.5, 2, targets_shape)
     else:
         n.blobs["targets"].data[...] = rng.integers(0, classes, targets_shape)
@@ -212,7 +218,7 @@ def json_id(options):
     return ",".join(f"{k}={v}" for k, v in options.items()) or "defaults"
 
 
-def test_dense_prediction_shape_and_hdf5_style_labels(make_net):
+def test_dense_prediction_shape_and_hdf5_style_labels(make_net, rng):
     """(N, C) dense labels fit (N, C, 1, 1) scores; (N, C, H, W) dense maps work too."""
     n = make_net(
         net(
@@ -224,8 +230,8 @@ def test_dense_prediction_shape_and_hdf5_style_labels(make_net):
         )
     )
     for scores, targets in (("flat", "flat_targets"), ("maps", "map_targets")):
-        n.blobs[scores].data[...] = RNG.normal(0, 2, n.blobs[scores].data.shape)
-        n.blobs[targets].data[...] = khot(n.blobs[targets].data.shape, rng=RNG)
+        n.blobs[scores].data[...] = rng.normal(0, 2, n.blobs[scores].data.shape)
+        n.blobs[targets].data[...] = khot(n.blobs[targets].data.shape, rng=rng)
     out = n.forward()
     for scores, targets, top in (
         ("flat", "flat_targets", "flat_loss"),
@@ -245,19 +251,19 @@ def test_dense_prediction_shape_and_hdf5_style_labels(make_net):
         dict(class_weights=[1, 0.5, 2, 1]),
     ],
 )
-def test_gradient_checker_passes_for_scores_and_dense_targets(make_net, options):
+def test_gradient_checker_passes_for_scores_and_dense_targets(make_net, rng, options):
     n = make_net(
         net(
             input_layer(scores=(3, 4, 2), targets=(3, 4, 2)),
             softmax_loss_layer("scores", "targets", **options),
         )
     )
-    n.blobs["scores"].data[...] = RNG.normal(0, 1, (3, 4, 2))
-    n.blobs["targets"].data[...] = RNG.uniform(0.2, 1, (3, 4, 2))
+    n.blobs["scores"].data[...] = rng.normal(0, 1, (3, 4, 2))
+    n.blobs["targets"].data[...] = rng.uniform(0.2, 1, (3, 4, 2))
     assert check_gradients(n, "loss", bottoms=(0, 1)) == []
 
 
-def test_gradient_checker_catches_a_layer_that_ignores_the_loss_weight(make_net, monkeypatch):
+def test_gradient_checker_catches_a_layer_that_ignores_the_loss_weight(make_net, rng, monkeypatch):
     """The checker sets top diff 2: a backward that drops the loss weight must be caught."""
     from python_layers import softmax_loss
 
@@ -270,14 +276,14 @@ def test_gradient_checker_catches_a_layer_that_ignores_the_loss_weight(make_net,
     n = make_net(
         net(input_layer(scores=(2, 3), targets=(2, 3)), softmax_loss_layer("scores", "targets"))
     )
-    n.blobs["scores"].data[...] = RNG.normal(0, 1, (2, 3))
-    n.blobs["targets"].data[...] = khot((2, 3), rng=RNG)
+    n.blobs["scores"].data[...] = rng.normal(0, 1, (2, 3))
+    n.blobs["targets"].data[...] = khot((2, 3), rng=rng)
     assert len(check_gradients(n, "loss")) > 0
 
 
-def test_index_targets_get_zero_gradient_under_force_backward(make_net):
+def test_index_targets_get_zero_gradient_under_force_backward(make_net, rng):
     n = make_net(net(input_layer(scores=(4, 3), label=(4,)), softmax_loss_layer("scores", "label")))
-    n.blobs["scores"].data[...] = RNG.normal(0, 1, (4, 3))
+    n.blobs["scores"].data[...] = rng.normal(0, 1, (4, 3))
     n.blobs["label"].data[...] = [0, 1, 2, 1]
     n.blobs["label"].diff[...] = 7
     n.forward()

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..loss.targets import PADDING
 from . import list_file
 from .index_build import write_index
 from .list_file import ListFileError
@@ -106,15 +107,15 @@ class Index:
             )
 
     def targets(self, indices: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """(B, width) float32 label lists padded with -1, and their weights (0 on padding)
+        """(B, width) float32 label lists padded with PADDING (-1), and their weights (0 on padding)
         when the list has weights, else None."""
         starts = self.label_offsets[indices].astype(np.int64)
         counts = self.label_offsets[np.asarray(indices) + 1].astype(np.int64) - starts
         taken = np.arange(width) < counts[:, None]
         positions = np.where(taken, starts[:, None] + np.arange(width), 0)
         if not len(self.labels):
-            return np.full(taken.shape, -1, np.float32), None
-        labels = np.where(taken, self.labels[positions].astype(np.float32), np.float32(-1))
+            return np.full(taken.shape, PADDING, np.float32), None
+        labels = np.where(taken, self.labels[positions].astype(np.float32), np.float32(PADDING))
         if self.weights is None:
             return labels, None
         return labels, np.where(taken, self.weights[positions], 0).astype(np.float32)

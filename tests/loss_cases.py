@@ -1,0 +1,43 @@
+"""The loss engines' shared test cases: option sets, shapes, target kinds and their random
+inputs, for the host kernel tests (test_device_engine.py) and the GPU tests (test_gpu.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from python_layers.loss.options import Options
+from python_layers.loss.targets import PADDING
+
+OPTION_SETS = [
+    Options(),
+    Options(normalization="full", label_smoothing=0.1),
+    Options(normalization="batch_size", normalize_targets=False),
+    Options(normalization="none", class_weights=(0.5, 2.0, 1.0, 1.5, 0.25)),
+    Options(normalization="valid", class_weights=(0.5, 2.0, 1.0, 1.5, 0.25), label_smoothing=0.2),
+]
+SHAPES = {"rows": (6, 5), "positions": (3, 5, 2, 3)}
+KINDS = ["dense", "index", "labels", "weighted"]
+
+
+def loss_inputs(
+    kind: str, shape: tuple[int, ...], rng: np.random.Generator, width: int = 3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+    """Scores and targets of the given kind (dense k-hot-ish, index, label lists + weights)."""
+    scores = (rng.standard_normal(shape) * 3).astype(np.float32)
+    classes = shape[1]
+    if kind == "dense":
+        targets = (rng.random(shape) < 0.3) * rng.random(shape)
+        targets = targets.astype(np.float32)
+        targets[0] = 0  # an ignored (all-zero) position
+        return scores, targets, None, "dense"
+    if kind == "index":
+        positions = (shape[0], *shape[2:])
+        labels = rng.integers(0, classes, positions).astype(np.float32)
+        labels.flat[1] = 255  # ignored when ignore_label is 255
+        return scores, labels, None, "index"
+    labels = rng.integers(0, classes, (shape[0], width)).astype(np.float32)
+    labels[:, -1] = PADDING
+    labels[1, 0] = labels[1, 1]  # a class listed twice
+    labels[2] = PADDING  # a row with no label: ignored
+    weights = rng.random((shape[0], width)).astype(np.float32) + 0.1
+    return scores, labels, weights if kind == "weighted" else None, "labels"
