@@ -146,7 +146,7 @@ def test_an_interrupted_build_leaves_nothing_that_is_reused(tmp_path, monkeypatc
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(index_build, "_scatter", interrupted)
+    monkeypatch.setattr(index_build, "_members", interrupted)
     with pytest.raises(KeyboardInterrupt):
         index.open_index(path)
     target = index.index_path(path)
@@ -244,3 +244,42 @@ def test_two_processes_share_the_index_pages(tmp_path):
         assert fields["Rss"] > 0.5 * size_kb and fields["Anonymous"] == 0
     shared = seen[1]["Shared_Clean"] + seen[1]["Shared_Dirty"]
     assert shared > 0.5 * size_kb  # the second process shares the first one's pages
+
+
+def test_class_groups_spilled_to_files_give_the_same_index(tmp_path, monkeypatch):
+    """Per-class lists larger than memory are built a class group at a time from spill files
+    (an external bucket sort); the index is the same as the one built in one group."""
+    rng = np.random.default_rng(23)
+    lines = []
+    for i in range(3000):
+        labels = (rng.zipf(1.5, rng.integers(0, 7)) - 1) % 400
+        weighted = i % 5 == 0
+        tokens = [f"{c}:{rng.choice([0, 0.5, 2])}" if weighted else str(c) for c in labels]
+        lines.append(f"d/{i}.jpg " + " ".join(tokens))
+    text = "\n".join(lines) + "\n"
+    whole = index.open_index(write(tmp_path, text, "whole.txt"))
+    bounds = []
+    groups = index_build.class_groups
+    monkeypatch.setattr(
+        index_build, "class_groups", lambda *a: bounds.append(groups(*a)) or bounds[-1]
+    )
+    monkeypatch.setattr(index_build, "MEMBERS_BYTES", 512)  # 128 images a group
+    monkeypatch.setattr(index_build, "CHUNK", 700)  # several chunks, so several runs a group
+    grouped = index.open_index(write(tmp_path, text, "grouped.txt"))
+    assert len(bounds[0]) > 20  # the spilled path, with many groups
+    assert (np.diff(bounds[0]) > 0).all() and bounds[0][-1] == len(grouped.class_offsets) - 1
+    np.testing.assert_array_equal(grouped.class_offsets, whole.class_offsets)
+    np.testing.assert_array_equal(grouped.members, whole.members)
+    assert_matches(grouped, text, width=8)
+    assert not list(tmp_path.glob("**/group-*"))  # spill files removed
+
+
+def test_class_groups_respect_the_budget_and_the_file_cap(monkeypatch):
+    offsets = np.concatenate([[0], np.cumsum([5, 1, 300, 2, 2, 2, 0, 7])])
+    monkeypatch.setattr(index_build, "MEMBERS_BYTES", 40)  # 10 uint32 images
+    bounds = index_build.class_groups(offsets, 4)
+    sizes = np.diff(offsets[bounds])
+    assert bounds[0] == 0 and bounds[-1] == 8
+    assert all(s <= 10 or n == 1 for s, n in zip(sizes, np.diff(bounds)))  # big class alone
+    monkeypatch.setattr(index_build, "MAX_GROUPS", 4)
+    assert len(index_build.class_groups(offsets, 4)) - 1 <= 4

@@ -3,15 +3,18 @@
 Pass 1 streams the list a block of lines at a time (:func:`.list_file.blocks`) and appends
 each array to its own spill file, counting images per class as it goes. Pass 2 copies the
 arrays into the index file through the file (labels narrowed to the smallest type that fits)
-and scatters each (class, image) pair into its class's slice of the mapped ``members``
-array, a chunk of images at a time. Peak memory: about 40x the block (4 MiB) for parsing,
-plus the ``members`` pages (4 or 8 bytes per label).
+and builds the per-class image lists (``members``) in memory, a group of consecutive classes
+at a time: when ``members`` fits in :data:`MEMBERS_BYTES`, one group, filled a chunk of images
+at a time; otherwise each chunk's (class, image) pairs are appended to one spill file per
+group, and each group is then filled from its file and written in one sequential write (an
+external bucket sort: sequential I/O whatever the size, never random writes to a file larger
+than memory). Peak memory: about 40x the block (4 MiB) for parsing, and a group's lists
+(``MEMBERS_BYTES``, more when ``MAX_GROUPS`` groups would not hold them all).
 """
 
 from __future__ import annotations
 
 import hashlib
-import mmap
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,8 @@ HEADER_BYTES = 4096  # the same as index.HEADER_BYTES: the arrays start after it
 ALIGN = 64
 CHUNK = 1 << 20  # elements per read in pass 2
 BLOCK_BYTES = 1 << 22  # list text per parsed block in pass 1 (peak memory ~ 40x this)
+MEMBERS_BYTES = 1 << 29  # per-class image lists built in memory at once (one class group)
+MAX_GROUPS = 256  # spill files open at once in pass 2 at most (groups grow to keep below it)
 SPILLS = ("paths", "path_ends", "lines", "label_ends", "labels", "weights")
 
 
@@ -181,52 +186,104 @@ def write_index(source: str, work: Path, file_size: int, progress: bool | None =
         handle.seek(offset)
         class_offsets = np.concatenate([[0], np.cumsum(totals["per_class"])]).astype(dtype)
         handle.write(class_offsets.tobytes())
-    dtype, count, offset = arrays["members"]
-    if count:
-        with open(work / "index", "r+b") as handle:
-            start = offset - offset % mmap.ALLOCATIONGRANULARITY
-            region = mmap.mmap(handle.fileno(), offset + count * np.dtype(dtype).itemsize - start,
-                               offset=start)  # fmt: skip
-            members = np.frombuffer(region, dtype, count, offset - start)
-            _scatter(work, members, class_offsets, totals["weighted"], wide, region)
-            del members
-            region.close()  # the pages reach the disk as the kernel writes them back
+        dtype, count, offset = arrays["members"]
+        if count:
+            groups = class_groups(class_offsets, np.dtype(dtype).itemsize)
+            _members(work, handle, offset, class_offsets, groups, totals["weighted"], wide)
     return dict(
         images=totals["images"], max_label=totals["max_label"], max_count=totals["max_count"],
         sha256=totals["sha256"], arrays=arrays,
     )  # fmt: skip
 
 
-def _scatter(work: Path, members, class_offsets, weighted: bool, wide: np.dtype, region) -> None:
-    """Pass 2: each (class, image) pair into its class's slice of ``members``, in image order,
-    reading the spilled labels a chunk of images at a time. After each chunk the mapping's
-    pages leave this process (``MADV_DONTNEED``; written ones stay in the page cache), so
-    that its RSS stays bounded whatever the size of ``members``."""
-    cursor = class_offsets[:-1].astype(np.int64)
-    classes_total = len(class_offsets) - 1
+def class_groups(class_offsets: np.ndarray, itemsize: int) -> np.ndarray:
+    """Bounds of consecutive class groups whose image lists each fit in MEMBERS_BYTES (a class
+    larger than that is a group alone): ``[0, ..., C]``."""
+    total = int(class_offsets[-1])
+    # greedy: two neighbouring groups together exceed the budget, so at most 2 total / budget
+    budget = max(MEMBERS_BYTES // itemsize, -(-2 * total // MAX_GROUPS), 1)
+    bounds, first = [0], 0
+    while first < len(class_offsets) - 1:
+        limit = int(class_offsets[first]) + budget
+        end = int(np.searchsorted(class_offsets, limit, side="right")) - 1
+        first = max(end, first + 1)
+        bounds.append(first)
+    return np.array(bounds, np.int64)
+
+
+def _pairs_by_class(work: Path, weighted: bool, wide: np.dtype, classes_total: int):
+    """(classes, images) of each chunk of images, sorted by class (images in list order
+    within a class), from pass 1's spilled labels."""
     with open(work / "label_ends", "rb") as ends, open(work / "labels", "rb") as labels_file:
         weights_file = open(work / "weights", "rb") if weighted else None
         first, done = 0, 0
-        while True:
-            chunk_ends = np.fromfile(ends, wide, CHUNK).astype(np.int64)
-            if not len(chunk_ends):
-                break
-            counts = np.diff(chunk_ends, prepend=done)
-            size = int(chunk_ends[-1]) - done
-            labels = np.fromfile(labels_file, np.uint32, size).astype(np.int64)
-            weights = None if weights_file is None else np.fromfile(weights_file, np.float32, size)
-            classes, images = pairs(first, counts, labels, weights)
-            first, done = first + len(counts), int(chunk_ends[-1])
-            if not len(classes):
-                continue
-            order = by_class(classes, classes_total - 1)
-            classes, images = classes[order], images[order]
-            index = np.arange(len(classes))
-            group = np.ones(len(classes), bool)
-            group[1:] = classes[1:] != classes[:-1]
-            within = index - np.maximum.accumulate(np.where(group, index, 0))
-            members[cursor[classes] + within] = images
-            cursor += np.bincount(classes, minlength=classes_total)
-            region.madvise(mmap.MADV_DONTNEED)
-        if weights_file is not None:
-            weights_file.close()
+        try:
+            while len(chunk_ends := np.fromfile(ends, wide, CHUNK).astype(np.int64)):
+                counts = np.diff(chunk_ends, prepend=done)
+                size = int(chunk_ends[-1]) - done
+                labels = np.fromfile(labels_file, np.uint32, size).astype(np.int64)
+                weights = (
+                    None if weights_file is None else np.fromfile(weights_file, np.float32, size)
+                )
+                classes, images = pairs(first, counts, labels, weights)
+                first, done = first + len(counts), int(chunk_ends[-1])
+                order = by_class(classes, classes_total - 1)
+                yield classes[order], images[order]
+        finally:
+            if weights_file is not None:
+                weights_file.close()
+
+
+def _place(members: np.ndarray, cursor: np.ndarray, classes, images, first_class: int) -> None:
+    """Images sorted by class into their classes' slices of ``members`` (one group, classes
+    from ``first_class``), after what earlier calls placed (``cursor``)."""
+    if not len(classes):
+        return
+    local = classes - first_class
+    index = np.arange(len(local))
+    start = np.ones(len(local), bool)
+    start[1:] = local[1:] != local[:-1]
+    within = index - np.maximum.accumulate(np.where(start, index, 0))
+    members[cursor[local] + within] = images
+    cursor += np.bincount(local, minlength=len(cursor))
+
+
+def _write_group(handle, offset: int, class_offsets, first: int, end: int, chunks, wide) -> None:
+    """Fill the image lists of classes [first, end) from ``chunks`` and write them in place."""
+    base = int(class_offsets[first])
+    members = np.empty(int(class_offsets[end]) - base, wide)
+    cursor = class_offsets[first:end].astype(np.int64) - base
+    for classes, images in chunks:
+        _place(members, cursor, classes, images, first)
+    handle.seek(offset + base * wide.itemsize)
+    handle.write(members.tobytes())
+
+
+def _members(work: Path, handle, offset, class_offsets, groups, weighted: bool, wide) -> None:
+    """Pass 2's per-class image lists into the index at ``offset``, a class group at a time."""
+    wide = np.dtype(wide)
+    chunks = _pairs_by_class(work, weighted, wide, len(class_offsets) - 1)
+    if len(groups) == 2:  # one group: filled straight from the chunks
+        _write_group(handle, offset, class_offsets, 0, int(groups[1]), chunks, wide)
+        return
+    pair = np.dtype([("class", np.uint32), ("image", wide)])
+    spills = [open(work / f"group-{g}", "wb") for g in range(len(groups) - 1)]
+    runs: list[list[int]] = [[] for _ in spills]  # pairs per chunk, each run sorted by class
+    try:
+        for classes, images in chunks:  # each group's part of the chunk, appended to its file
+            cuts = np.searchsorted(classes, groups)
+            for g, spill in enumerate(spills):
+                part = np.empty(int(cuts[g + 1] - cuts[g]), pair)
+                part["class"], part["image"] = (a[cuts[g] : cuts[g + 1]] for a in (classes, images))
+                spill.write(part.tobytes())
+                runs[g].append(len(part))
+    finally:
+        for spill in spills:
+            spill.close()
+    for g, group_runs in enumerate(runs):
+        with open(work / f"group-{g}", "rb") as spill:
+            parts = (np.fromfile(spill, pair, count) for count in group_runs)
+            sorted_runs = ((part["class"].astype(np.int64), part["image"]) for part in parts)
+            _write_group(handle, offset, class_offsets, int(groups[g]), int(groups[g + 1]),
+                         sorted_runs, wide)  # fmt: skip
+        (work / f"group-{g}").unlink()
