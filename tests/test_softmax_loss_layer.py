@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import khot
+from loss_cases import khot
 from nets import input_layer, native_softmax_loss_layer, net, softmax_loss_layer
 from oracle import reference, reference_target_grad
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import REPO
 from PIL import Image
 
 from python_layers.tools.cli import run
 
 pytestmark = pytest.mark.caffe
 
-REPO = Path(__file__).resolve().parent.parent
 CLASSES = ["top", "middle", "bottom"]
 SIDE = 12
 
@@ -146,9 +146,14 @@ def test_deploy_net_loads_the_snapshot_and_gives_the_test_nets_probabilities(mod
 
 def test_an_input_named_like_the_data_layer_cannot_load_the_snapshot(model, tmp_path):
     """The trap the helper avoids: Caffe aborts (issue 18, item 5)."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
     folder, _ = model
-    text = (folder / "deploy.prototxt").read_text().replace('name: "input"', 'name: "data"', 1)
-    (tmp_path / "trap.prototxt").write_text(text)
+    trap = text_format.Parse((folder / "deploy.prototxt").read_text(), caffe_pb2.NetParameter())
+    (layer,) = [layer for layer in trap.layer if layer.name == "input"]
+    layer.name = "data"
+    (tmp_path / "trap.prototxt").write_text(text_format.MessageToString(trap))
     code = "import caffe; caffe.Net({!r}, caffe.TEST, weights={!r})".format(
         str(tmp_path / "trap.prototxt"),
         str(folder / "bands.caffemodel"),
