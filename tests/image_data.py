@@ -1,5 +1,5 @@
 """Image files, list files and data-layer nets shared by the MultiLabelImageDataLayer tests
-(test_multilabel_data.py, test_data_layer_sources.py)."""
+(test_multilabel_data.py, test_data_layer_training.py, test_data_layer_sources.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The loss engines' shared test cases: option sets, shapes, target kinds and their random
 inputs, for the host kernel tests (test_device_engine.py) and the GPU tests (test_gpu.py);
-random k-hot targets (test_math.py, test_softmax_loss_layer.py)."""
+random k-hot targets (test_math.py, test_softmax_loss_layer.py,
+test_softmax_loss_gradients.py)."""
 
 from __future__ import annotations
 
