@@ -10,7 +10,8 @@ here with numpy. Every contender of a row is timed in interleaved rounds (each r
 median of ``--repeats`` iterations of each, in turn), and each keeps its best round, so that
 drifting machine load hits all alike. A second table times label-list targets (k = 1..5
 labels per row, K = 8) against the same targets given dense, as index labels, natively and
-to PyTorch. Prints the tables and writes bench/results.json.
+to PyTorch (bench/bench_lists.py). Prints the tables and writes bench/results.json. The
+timing, the nets and the PyTorch peer: bench/harness.py.
 """
 
 from __future__ import annotations
@@ -19,11 +20,8 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +30,21 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import caffe
+from bench_lists import label_list_rows, print_label_list_table
 from caffe import layers as L
-from caffe.proto import caffe_pb2
+from harness import (
+    RNG,
+    ROUNDS,
+    allocation_per_iteration,
+    build_net,
+    fmt,
+    interleaved_ms,
+    load_net,
+    median_ms,
+    retained,
+    run_net,
+    torch_runner,
+)
 
 from examples.machine import describe
 from python_layers.netspec import softmax_loss
@@ -50,33 +61,6 @@ SHAPES = [
     ((256, 1000), "distill"),
     ((256, 17000), "distill"),
 ]
-RNG = np.random.default_rng(0)
-
-
-ROUNDS = 3  # interleaved rounds per row; each contender keeps its best
-LABEL_LIST_SHAPES = [(256, 1000), (256, 17000)]
-LABEL_WIDTH = 8  # K: labels per row at most; each row has 1..5
-
-
-def median_ms(run, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
-def interleaved_ms(runs: dict, repeats: int, rounds: int = ROUNDS) -> dict:
-    """{name: best over ``rounds`` of the median of ``repeats`` runs}, the contenders taking
-    turns within each round (None stays None: a peer that is not installed)."""
-    times = {name: [] for name, run in runs.items() if run is not None}
-    for _ in range(rounds):
-        for name in times:
-            times[name].append(median_ms(runs[name], repeats))
-    return {name: min(times[name]) if name in times else None for name in runs}
 
 
 def copy_bandwidth() -> float:
@@ -105,93 +89,6 @@ def make_data(shape, kind):
     return scores, targets, labels
 
 
-LOSSES = ("ours", "distill", "native")
-
-
-def loss_net_spec(loss: str, scores_shape, targets_shape, **params) -> caffe_pb2.NetParameter:
-    """Input (scores, targets) -> the loss ``loss``, one of LOSSES: "ours", gradients to the
-    scores only (propagate_down), as in training, where targets come from data; "distill",
-    ours with force_backward, so that the targets' gradient is computed too; "native",
-    Caffe's SoftmaxWithLoss (index labels), scores only. ``params``: our param_str keys."""
-    if loss not in LOSSES:
-        raise ValueError(f"loss {loss!r}: expected one of {LOSSES}")
-    n = caffe.NetSpec()
-    n.scores, n.targets = L.Input(
-        name="input", shape=[dict(dim=list(scores_shape)), dict(dim=list(targets_shape))], ntop=2
-    )
-    if loss == "native":
-        n.loss = L.SoftmaxWithLoss(n.scores, n.targets, loss_weight=1)
-    else:
-        n.loss = softmax_loss(n.scores, n.targets, **params)
-    spec = n.to_proto()
-    if loss == "distill":
-        spec.force_backward = True
-    else:
-        spec.layer[-1].propagate_down.extend([True, False])
-    return spec
-
-
-def load_net(spec: caffe_pb2.NetParameter) -> caffe.Net:
-    """A caffe.Net from ``spec``, in the TRAIN phase (pycaffe reads nets from files only)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-        f.write(str(spec))
-    net = caffe.Net(f.name, caffe.TRAIN)
-    os.unlink(f.name)
-    return net
-
-
-def build_net(loss: str, scores_shape, targets_shape, **params) -> caffe.Net:
-    """:func:`loss_net_spec` as a caffe.Net, in the TRAIN phase."""
-    return load_net(loss_net_spec(loss, scores_shape, targets_shape, **params))
-
-
-def run_net(net, scores, targets):
-    net.blobs["scores"].data[...] = scores
-    net.blobs["targets"].data[...] = targets
-    return lambda: (net.forward(), net.backward())
-
-
-def allocation_per_iteration(run) -> int:
-    """Peak bytes allocated during one iteration (tracemalloc), after warm-up."""
-    run()
-    tracemalloc.start()
-    base, _ = tracemalloc.get_traced_memory()
-    run()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak - base
-
-
-def torch_runner(scores, targets, kind, threads):
-    try:
-        import torch
-        import torch.nn.functional as F
-    except ImportError:
-        return None
-    torch.set_num_threads(threads)
-    x = torch.from_numpy(scores).requires_grad_()
-    if kind == "index":
-        y = torch.from_numpy(targets.reshape(scores.shape[0], *scores.shape[2:])).long()
-    elif kind == "distill":  # the normalisation is part of the differentiated graph, as ours
-        raw = torch.from_numpy(targets.copy()).requires_grad_()
-    else:
-        y = torch.from_numpy(targets / targets.sum(axis=1, keepdims=True))
-
-    def run():
-        x.grad = None
-        if kind == "distill":
-            raw.grad = None
-            F.cross_entropy(x, raw / raw.sum(dim=1, keepdim=True)).backward()
-        else:
-            F.cross_entropy(x, y).backward()
-
-    return run
-
-
-def retained(net) -> int:
-    return net.layers[list(net._layer_names).index("loss")].engine.retained_bytes()
-
-
 def bench_shape(shape, kind, repeats, bandwidth, threads):
     scores, targets, labels = make_data(shape, kind)
     ours_net = build_net("distill" if kind == "distill" else "ours", shape, targets.shape)
@@ -208,40 +105,6 @@ def bench_shape(shape, kind, repeats, bandwidth, threads):
     if kind == "distill":
         moved += targets.nbytes  # write the targets' gradient
     row["floor_ms"] = 1e3 * moved / bandwidth
-    return row
-
-
-def make_label_lists(rows: int, classes: int):
-    """(rows, K) lists of 1..5 distinct classes, -1 padded; and the same targets dense."""
-    lists = np.full((rows, LABEL_WIDTH), -1, np.float32)
-    dense = np.zeros((rows, classes), np.float32)
-    for row in range(rows):
-        chosen = RNG.choice(classes, size=RNG.integers(1, 6), replace=False)
-        lists[row, : chosen.size] = chosen
-        dense[row, chosen] = 1
-    return lists, dense
-
-
-def bench_label_lists(shape, repeats, threads):
-    """Label lists against the same targets dense, index labels (the first listed), native
-    SoftmaxWithLoss (index) and PyTorch with the dense (probability) targets."""
-    scores = RNG.normal(0, 2, shape).astype(np.float32)
-    lists, dense = make_label_lists(*shape)
-    index = lists[:, 0].copy()
-    lists_net = build_net("ours", shape, lists.shape, targets="labels")
-    ours = run_net(lists_net, scores, lists)
-    runs = {
-        "lists": ours,
-        "dense": run_net(build_net("ours", shape, dense.shape), scores, dense),
-        "index": run_net(build_net("ours", shape, index.shape), scores, index),
-        "native": run_net(build_net("native", shape, index.shape), scores, index),
-        "torch": torch_runner(scores, dense, "dense", threads),
-    }
-    row = {"shape": list(shape), "labels_per_row": [1, 5], "label_width": LABEL_WIDTH}
-    row.update({f"{name}_ms": value for name, value in interleaved_ms(runs, repeats).items()})
-    row["allocated_bytes_per_iter"] = allocation_per_iteration(ours)
-    row["retained_bytes"] = retained(lists_net)
-    row["target_bytes_lists"], row["target_bytes_dense"] = lists.nbytes, dense.nbytes
     return row
 
 
@@ -304,10 +167,6 @@ def data_layer_in_fresh_process() -> dict:
     return json.loads(last)
 
 
-def fmt(value, digits=2):
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=9)
@@ -352,29 +211,8 @@ def main() -> None:
             f"{r['allocated_bytes_per_iter'] / 1024:.1f} KiB | "
             f"{r['retained_bytes'] / r['score_blob_bytes']:.2f} |"
         )
-    lists = [
-        bench_label_lists(shape, args.repeats, threads)
-        for shape in (LABEL_LIST_SHAPES[:1] if args.quick else LABEL_LIST_SHAPES)
-    ]
-    print(
-        f"\nlabel lists (k = 1..5 labels per row, K = {LABEL_WIDTH}) vs the same targets "
-        "dense, index labels, native SoftmaxWithLoss (index) and torch (dense targets):\n"
-    )
-    print(
-        "| shape | lists ms | dense ms | index ms | native ms | torch ms | lists/index | "
-        "lists/torch | alloc/iter | target bytes/row: lists vs dense |"
-    )
-    print("|---" * 10 + "|")
-    for r in lists:
-        rows_ = r["shape"][0]
-        print(
-            f"| {tuple(r['shape'])} | {fmt(r['lists_ms'])} | {fmt(r['dense_ms'])} | "
-            f"{fmt(r['index_ms'])} | {fmt(r['native_ms'])} | {fmt(r['torch_ms'])} | "
-            f"{fmt(r['lists_ms'] / r['index_ms'])} | "
-            f"{fmt(r['torch_ms'] and r['lists_ms'] / r['torch_ms'])} | "
-            f"{r['allocated_bytes_per_iter'] / 1024:.1f} KiB | "
-            f"{r['target_bytes_lists'] // rows_} B vs {r['target_bytes_dense'] // rows_} B |"
-        )
+    lists = label_list_rows(args.quick, args.repeats, threads)
+    print_label_list_table(lists)
     whole = None if args.quick else example_net_in_fresh_process(args.repeats)
     data_layer = None if args.quick else data_layer_in_fresh_process()
     if whole:

@@ -15,7 +15,6 @@ import pytest
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep Caffe's INFO logs out of test output
 sys.path.insert(0, str(Path(__file__).parent))  # the oracle and net builders next to the tests
 
-REPO = Path(__file__).resolve().parent.parent
 # the wrapper scripts/bootstrap.sh writes (CAFFE_TOOL overrides: scripts/gpu/check.sh)
 VENV_CAFFE = Path(os.environ.get("CAFFE_TOOL", Path(sys.prefix) / "bin" / "caffe"))
 
@@ -79,17 +78,6 @@ def library(tmp_path_factory):
     from cuda_host import compile_kernels
 
     return compile_kernels(tmp_path_factory.mktemp("kernels"))
-
-
-def khot(
-    shape: tuple[int, ...], axis: int = 1, k_max: int = 3, *, rng: np.random.Generator
-) -> np.ndarray:
-    """Random k-hot targets (k in 1..k_max) along ``axis``, drawn from the test's ``rng``."""
-    moved = np.moveaxis(np.zeros(shape, np.float32), axis, -1)
-    rows = moved.reshape(-1, shape[axis])
-    for row in rows:
-        row[rng.choice(shape[axis], size=rng.integers(1, k_max + 1), replace=False)] = 1
-    return np.moveaxis(rows.reshape(moved.shape), -1, axis)
 
 
 @pytest.fixture

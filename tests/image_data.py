@@ -1,5 +1,5 @@
 """Image files, list files and data-layer nets shared by the MultiLabelImageDataLayer tests
-(test_multilabel_data.py, test_data_layer_sources.py)."""
+(test_multilabel_data.py, test_data_layer_training.py, test_data_layer_sources.py)."""
 
 from __future__ import annotations
 
@@ -38,16 +38,30 @@ def write_images(
     return listing, pixels
 
 
-def data_net(directory: Path, tops=("data", "labels"), **params) -> str:
-    """The data layer's prototxt, images read under ``directory``."""
+def data_net(
+    directory: Path, tops=("data", "labels"), *, frozen_state: bool = True, **params
+) -> str:
+    """The data layer's prototxt (NetSpec), images read under ``directory``; ``params`` go to
+    its param_str unchecked (the layer's own errors are under test). ``frozen_state=False``
+    leaves out the state blob's ``param { lr_mult: 0 decay_mult: 0 }``, so a solver trains it."""
+    import caffe
+
     params.setdefault("root_folder", str(directory) + "/")
-    top_lines = " ".join(f'top: "{t}"' for t in tops)
-    return (
-        f'layer {{ name: "image_data" type: "Python" {top_lines}\n'
-        '  python_param { module: "python_layers.multilabel_data"\n'
-        f"    layer: \"MultiLabelImageDataLayer\" param_str: '{json.dumps(params)}' }}\n"
-        "  param { lr_mult: 0 decay_mult: 0 } }\n"
+    state = {"param": [{"lr_mult": 0, "decay_mult": 0}]} if frozen_state else {}
+    layer = caffe.layers.Python(
+        name="image_data",
+        python_param={
+            "module": "python_layers.multilabel_data",
+            "layer": "MultiLabelImageDataLayer",
+            "param_str": json.dumps(params),
+        },
+        ntop=len(tops),
+        **state,
     )
+    n = caffe.NetSpec()
+    for name, top in zip(tops, layer if len(tops) > 1 else [layer]):
+        n[name] = top
+    return str(n.to_proto())
 
 
 def build(make_net, caffe, directory: Path, phase="TRAIN", tops=("data", "labels"), **params):

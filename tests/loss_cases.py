@@ -1,5 +1,7 @@
 """The loss engines' shared test cases: option sets, shapes, target kinds and their random
-inputs, for the host kernel tests (test_device_engine.py) and the GPU tests (test_gpu.py)."""
+inputs, for the host kernel tests (test_device_engine.py) and the GPU tests (test_gpu.py);
+random k-hot targets (test_math.py, test_softmax_loss_layer.py,
+test_softmax_loss_gradients.py)."""
 
 from __future__ import annotations
 
@@ -41,3 +43,14 @@ def loss_inputs(
     labels[2] = PADDING  # a row with no label: ignored
     weights = rng.random((shape[0], width)).astype(np.float32) + 0.1
     return scores, labels, weights if kind == "weighted" else None, "labels"
+
+
+def khot(
+    shape: tuple[int, ...], axis: int = 1, k_max: int = 3, *, rng: np.random.Generator
+) -> np.ndarray:
+    """Random k-hot targets (k in 1..k_max) along ``axis``, drawn from the test's ``rng``."""
+    moved = np.moveaxis(np.zeros(shape, np.float32), axis, -1)
+    rows = moved.reshape(-1, shape[axis])
+    for row in rows:
+        row[rng.choice(shape[axis], size=rng.integers(1, k_max + 1), replace=False)] = 1
+    return np.moveaxis(rows.reshape(moved.shape), -1, axis)

@@ -95,9 +95,7 @@ def tiny_training_files(
         f'  hdf5_data_param {{ source: "{listing}" batch_size: {batch_size} }} }}\n'
         'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "scores"\n'
         '  inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.01 } } }\n'
-        + softmax_loss_layer("scores", "label").replace(
-            'param_str: "{}"', f"param_str: '{param_str}'"
-        )
+        + softmax_loss_layer("scores", "label", param_str=param_str)
     )
     solver = directory / "solver.prototxt"
     solver.write_text(

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from paths import REPO
 
 from python_layers.data import index
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from paths import REPO
 
 SCRIPT = REPO / "docker" / "build_caffe.sh"
 TARBALL = "caffe_1.0.0+git20180821.99bd997.orig.tar.gz"

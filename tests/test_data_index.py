@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from paths import REPO
 
 from python_layers.data import index, index_build
 from python_layers.data.list_file import ListFileError

@@ -195,7 +195,7 @@ def test_fused_kernels_allocate_nothing_per_row(rng, kind, shape):
     import subprocess
     import sys
 
-    from conftest import REPO
+    from paths import REPO
 
     seed = int(rng.integers(2**32))  # the probe's inputs, from this test's generator
     counts = []

@@ -87,8 +87,8 @@ def test_ink_label_is_the_visible_share():
 
 def test_committed_prototxt_files_are_current(caffe):
     from caffe.proto import caffe_pb2
-    from conftest import REPO
     from google.protobuf import text_format
+    from paths import REPO
 
     from examples.digits_multilabel.nets import PROTOTXT_DIR, generated_files
 
@@ -106,7 +106,7 @@ def test_committed_prototxt_files_are_current(caffe):
 @pytest.mark.slow
 def test_short_training_through_the_caffe_tool_beats_chance(caffe_tool, tmp_path, monkeypatch):
     """A few hundred iterations via .venv/bin/caffe: loss falls clearly, mAP beats chance."""
-    from conftest import REPO
+    from paths import REPO
 
     from examples.digits_multilabel import train
 
@@ -124,7 +124,7 @@ def test_short_training_through_the_caffe_tool_beats_chance(caffe_tool, tmp_path
 def test_short_training_on_label_lists_beats_chance(caffe_tool, tmp_path, monkeypatch):
     """The label-list route: HDF5 labels + label_weights into the loss and the metrics layer,
     no dense target blob in the net."""
-    from conftest import REPO
+    from paths import REPO
 
     from examples.digits_multilabel import train
 
@@ -138,7 +138,7 @@ def test_short_training_on_label_lists_beats_chance(caffe_tool, tmp_path, monkey
 
 @pytest.mark.caffe
 def test_training_from_python_with_get_solver(caffe, tmp_path, monkeypatch):
-    from conftest import REPO
+    from paths import REPO
 
     from examples.digits_multilabel import train
 

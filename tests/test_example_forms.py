@@ -3,11 +3,25 @@ same targets, so the same net, seed and data train the same way, up to float rou
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from conftest import REPO
+from paths import REPO
 
 ITERATIONS = 50
+
+
+def unshuffled(path: Path) -> None:
+    """Rewrite the net at ``path`` with every HDF5Data layer's shuffle off."""
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+
+    net = text_format.Parse(path.read_text(), caffe_pb2.NetParameter())
+    for layer in net.layer:
+        if layer.HasField("hdf5_data_param"):
+            layer.hdf5_data_param.shuffle = False
+    path.write_text(text_format.MessageToString(net))
 
 
 def loss_trajectory(caffe, run_dir, targets: str, form: str) -> np.ndarray:
@@ -17,8 +31,7 @@ def loss_trajectory(caffe, run_dir, targets: str, form: str) -> np.ndarray:
     solver_path = train.write_run_files(run_dir, "softmax", targets, 4, ITERATIONS, form)
     # The same batches for both: HDF5Data's shuffle draws from the C library's rand(), whose
     # state the first net of this process leaves changed for the second.
-    net = run_dir / "train_val.prototxt"
-    net.write_text(net.read_text().replace("shuffle: true", "shuffle: false"))
+    unshuffled(run_dir / "train_val.prototxt")
     solver = caffe.get_solver(str(solver_path))
     losses = []
     for _ in range(ITERATIONS):

@@ -10,8 +10,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
 from nets import input_layer, net, run_caffe, softmax_loss_layer, tiny_training_files
+from paths import REPO
 
 
 @pytest.mark.caffe

@@ -4,9 +4,9 @@ from typing import get_args
 
 import numpy as np
 import pytest
-from conftest import khot
 from hypothesis import given
 from hypothesis import strategies as st
+from loss_cases import khot
 from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm

@@ -197,7 +197,7 @@ def test_deep_nesting_is_refused_before_any_parser_recurses(text):
     import subprocess
     import sys
 
-    from conftest import REPO
+    from paths import REPO
 
     done = subprocess.run(
         [sys.executable, "-c", CRASH_PROBE], input=text, capture_output=True, text=True, cwd=REPO

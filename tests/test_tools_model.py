@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from paths import REPO
 from PIL import Image
 
 from python_layers.tools.cli import run
 
 pytestmark = pytest.mark.caffe
 
-REPO = Path(__file__).resolve().parent.parent
 CLASSES = ["top", "middle", "bottom"]
 SIDE = 12
 
@@ -84,18 +84,8 @@ def model(caffe, tmp_path_factory):
     made = write_images(folder / "images", 120, seed=7)
     rows = "".join(f"{name},{' '.join(tags)}\n" for name, tags in made)
     (folder / "tags.csv").write_text("path,tags\n" + rows)
-    argv = [
-        "table",
-        str(folder / "tags.csv"),
-        "--out",
-        str(folder),
-        "--val-fraction",
-        "0.3",
-        "--seed",
-        "1",
-        "--order",
-        "source",
-    ]
+    argv = ["table", str(folder / "tags.csv"), "--out", str(folder), "--val-fraction", "0.3"]
+    argv += ["--seed", "1", "--order", "source"]
     assert lists.main(argv) == 0
     (folder / "train_val.prototxt").write_text(train_net_text(folder))
     (folder / "solver.prototxt").write_text(
@@ -146,9 +136,12 @@ def test_deploy_net_loads_the_snapshot_and_gives_the_test_nets_probabilities(mod
 
 def test_an_input_named_like_the_data_layer_cannot_load_the_snapshot(model, tmp_path):
     """The trap the helper avoids: Caffe aborts (issue 18, item 5)."""
+    from python_layers.deploy import deploy_net
+
     folder, _ = model
-    text = (folder / "deploy.prototxt").read_text().replace('name: "input"', 'name: "data"', 1)
-    (tmp_path / "trap.prototxt").write_text(text)
+    trap = deploy_net(folder / "train_val.prototxt")  # its Input then renamed as the data layer
+    next(layer for layer in trap.layer if layer.name == "input").name = "data"
+    (tmp_path / "trap.prototxt").write_text(str(trap))
     code = "import caffe; caffe.Net({!r}, caffe.TEST, weights={!r})".format(
         str(tmp_path / "trap.prototxt"),
         str(folder / "bands.caffemodel"),
