@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import REPO
+from paths import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
 import bench_data
