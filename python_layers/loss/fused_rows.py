@@ -110,17 +110,39 @@ def _forward_row(r, args, exps, bits, stats):  # pragma: no cover - numba
 
 
 @njit(inline="always")
+def _target_grad_terms(st, target_scale, eps, normalize):  # pragma: no cover - numba
+    """(t_scale, t_shift, log_total): d loss / d raw t_c = t_scale w_c (log_total - (s_c - m))
+    - t_shift, through t / sum(t) when normalised; all 0 for an ignored row."""
+    log_total = math.log(st[TOTAL])
+    if st[VALID] == 0:
+        return 0.0, 0.0, log_total
+    base = target_scale * (1.0 - eps)  # loss weight / Z, (1 - eps)
+    if not normalize:
+        return base, 0.0, log_total
+    t_sum = st[T_SUM]  # (g_c - sum_i g_i t_i / T) / T
+    projection = base * (st[WEIGHTED] * log_total - st[DOT_T]) / t_sum
+    return base / t_sum, projection / t_sum, log_total
+
+
+@njit(inline="always")
 def _backward_row(r, args, exps, stats):  # pragma: no cover - numba
     """d loss / d s = grad_scale (mass p - a) (grad_scale includes 1/Z) and, for dense targets,
-    d loss / d raw t_c = target_scale (1-eps) w_c (log_total - (s_c - m)) through t / sum(t)."""
+    d loss / d raw t (:func:`_target_grad_terms`); distillation (both) in one pass."""
     (scores, dense, targets, labels, coefficients, weights, eps, normalize, grad_scale, grad,
      target_scale, target_grad, want_grad, want_target_grad) = args  # fmt: skip
     s, st = scores[r], stats[r]
     m = np.float32(st[MAX])
+    work, total = exps[r], st[TOTAL]  # forward's exp(s - m) and their sum
+    coefficient = np.float32(grad_scale * st[MASS] / total)
+    g_scale, g_offset = np.float32(grad_scale * st[SCALE]), np.float32(grad_scale * st[OFFSET])
+    t_scale, t_shift, log_total = _target_grad_terms(st, target_scale, eps, normalize)
+    if dense and want_grad and want_target_grad:  # float64 tg: its terms nearly cancel
+        g, tg, t = grad[r], target_grad[r], targets[r]
+        for c in range(s.size):
+            g[c] = coefficient * work[c] - weights[c] * (g_scale * t[c] + g_offset)
+            tg[c] = np.float32(t_scale * weights[c] * (log_total - (s[c] - m)) - t_shift)
+        return
     if want_grad:
-        work, total = exps[r], st[TOTAL]  # forward's exp(s - m) and their sum
-        coefficient = np.float32(grad_scale * st[MASS] / total)
-        g_scale, g_offset = np.float32(grad_scale * st[SCALE]), np.float32(grad_scale * st[OFFSET])
         g = grad[r]
         if dense:
             t = targets[r]
@@ -133,18 +155,7 @@ def _backward_row(r, args, exps, stats):  # pragma: no cover - numba
                 g[labels[r, j]] -= np.float32(grad_scale) * coefficients[r, j]
     if want_target_grad:
         tg = target_grad[r]
-        if st[VALID] == 0:
-            for c in range(s.size):
-                tg[c] = np.float32(0.0)
-            return
-        base = target_scale * (1.0 - eps)  # loss weight / Z, (1 - eps)
-        log_total, t_sum = math.log(st[TOTAL]), st[T_SUM]
-        if normalize:  # (g_c - sum_i g_i t_i / T) / T
-            projection = base * (st[WEIGHTED] * log_total - st[DOT_T]) / t_sum
-            t_scale, t_shift = base / t_sum, projection / t_sum
-        else:
-            t_scale, t_shift = base, 0.0
-        for c in range(s.size):  # in float64: the two terms nearly cancel for a lone label
+        for c in range(s.size):
             tg[c] = np.float32(t_scale * weights[c] * (log_total - (s[c] - m)) - t_shift)
 
 
