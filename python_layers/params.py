@@ -31,8 +31,9 @@ class Key:
     check: Callable[[Any], Any]  # raises ValueError(what is allowed) on a bad value
 
 
-def read_param_str(text: str, layer: str) -> dict[str, Any]:
-    """Turn ``param_str`` into a dict without running anything it contains."""
+def read_param_str(text: str, layer: str, example: str = '{"normalization": "valid"}') -> dict:
+    """Turn ``param_str`` into a dict without running anything it contains; ``example`` is a
+    valid param_str of the layer, shown when the text is not one."""
     if not text or not text.strip():
         return {}
     depth = nesting_depth(text)
@@ -43,14 +44,14 @@ def read_param_str(text: str, layer: str) -> dict[str, Any]:
         )
     try:
         value = json.loads(text)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError) as json_error:
         try:
             value = ast.literal_eval(text.strip())
         except Exception:  # literal_eval raises many types on garbage; all mean "not a literal"
             shown = text if len(text) <= 80 else text[:77] + "..."
             raise ValueError(
                 f"{layer}: param_str {shown!r} is neither a JSON object nor a Python dict "
-                f'literal; write e.g. \'{{"normalization": "valid"}}\''
+                f"literal (as JSON: {json_error}); write e.g. '{example}'"
             ) from None
     if not isinstance(value, dict):
         raise ValueError(
@@ -82,9 +83,9 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
-def parse_params(text: str, layer: str, keys: dict[str, Key]) -> dict[str, Any]:
+def parse_params(text: str, layer: str, keys: dict[str, Key], example: str) -> dict[str, Any]:
     """Read ``param_str`` and check every key against ``keys``; fill in the defaults."""
-    given = read_param_str(text, layer)
+    given = read_param_str(text, layer, example)
     unknown = sorted(str(k) for k in given if k not in keys)
     if unknown:
         raise ValueError(
@@ -235,7 +236,7 @@ SOFTMAX_LOSS_KEYS = {
 
 def softmax_loss_params(text: str) -> dict[str, Any]:
     """The checked parameters of :class:`~python_layers.softmax_loss.SoftmaxLossLayer`."""
-    return parse_params(text, "SoftmaxLossLayer", SOFTMAX_LOSS_KEYS)
+    return parse_params(text, "SoftmaxLossLayer", SOFTMAX_LOSS_KEYS, '{"normalization": "valid"}')
 
 
 MULTILABEL_METRICS_KEYS = {
@@ -246,7 +247,7 @@ MULTILABEL_METRICS_KEYS = {
 
 def multilabel_metrics_params(text: str) -> dict[str, Any]:
     """The checked parameters of the MultiLabelMetricsLayer."""
-    return parse_params(text, "MultiLabelMetricsLayer", MULTILABEL_METRICS_KEYS)
+    return parse_params(text, "MultiLabelMetricsLayer", MULTILABEL_METRICS_KEYS, '{"k": 5}')
 
 
 # Key names follow Caffe's image_data_param and transform_param, so that an ImageData stanza
@@ -279,4 +280,5 @@ MULTILABEL_DATA_KEYS = {
 
 def multilabel_data_params(text: str) -> dict[str, Any]:
     """The checked parameters of the MultiLabelImageDataLayer."""
-    return parse_params(text, "MultiLabelImageDataLayer", MULTILABEL_DATA_KEYS)
+    example = '{"source": "train.txt", "classes": 10, "batch_size": 64}'
+    return parse_params(text, "MultiLabelImageDataLayer", MULTILABEL_DATA_KEYS, example)

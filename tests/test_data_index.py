@@ -283,3 +283,18 @@ def test_class_groups_respect_the_budget_and_the_file_cap(monkeypatch):
     assert all(s <= 10 or n == 1 for s, n in zip(sizes, np.diff(bounds)))  # big class alone
     monkeypatch.setattr(index_build, "MAX_GROUPS", 4)
     assert len(index_build.class_groups(offsets, 4)) - 1 <= 4
+
+
+def test_the_build_index_command_says_built_or_reused_and_exits_2_on_bad_labels(tmp_path, capsys):
+    from python_layers.data import build_index
+
+    path = write(tmp_path, "a.jpg 1\nb.jpg 2 0\n")
+    assert build_index.main([str(path), "--quiet", "--classes", "3"]) == 0
+    assert "2 images, 3 classes seen, index built: " in capsys.readouterr().out
+    assert build_index.main([str(path), "--quiet"]) == 0
+    assert "index reused: " in capsys.readouterr().out
+    path.write_text("a.jpg 1\nb.jpg 2 0\n\n")  # another list: built again
+    assert build_index.main([str(path), "--quiet"]) == 0
+    assert "index built: " in capsys.readouterr().out
+    assert build_index.main([str(path), "--quiet", "--classes", "2"]) == 2
+    assert "train.txt:2: label '2' is not an integer in [0, 2)" in capsys.readouterr().err

@@ -12,6 +12,8 @@ from image_data import MESSAGE_PREFIX as P
 from image_data import build, data_net, write_images
 from PIL import Image
 
+from python_layers.params import multilabel_data_params
+
 pytestmark = pytest.mark.caffe
 
 
@@ -214,3 +216,12 @@ def test_a_solver_that_trains_the_state_blob_is_stopped(caffe, make_net, tmp_pat
     with pytest.raises(ValueError, match=P + r"the solver changed this layer's state blob.*"
                        r"lr_mult: 0 decay_mult: 0"):  # fmt: skip
         n.forward()
+
+
+def test_a_param_str_that_is_not_an_object_shows_where_and_a_data_layer_example():
+    with pytest.raises(ValueError) as raised:
+        multilabel_data_params('{"source": "train.txt" "classes": 10}')
+    message = str(raised.value)
+    assert message.startswith("MultiLabelImageDataLayer: param_str")
+    assert "Expecting ',' delimiter: line 1 column 24 (char 23)" in message
+    assert """'{"source": "train.txt", "classes": 10, "batch_size": 64}'""" in message

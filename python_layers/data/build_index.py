@@ -1,8 +1,10 @@
 """Index list files ahead of training, with a progress bar (what the data layer does itself on
 first use): ``python -m python_layers.data.build_index train.txt val.txt``.
 
-Prints where each index is, its size and its counts. ``--classes`` and ``--max-labels``
-check the labels as the layer would (the index itself does not depend on them).
+Prints where each index is, whether it was built now or reused (the list unchanged), its size
+and its counts. ``--classes`` and ``--max-labels`` check the labels as the layer would (the
+index itself does not depend on them); without them only the list's syntax is checked. Bad
+input exits 2 with ``file:line``, as the other commands do.
 """
 
 from __future__ import annotations
@@ -24,20 +26,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for source in args.lists:
         started = time.perf_counter()
+        before = _identity(index.index_path(source))
         try:
             built = index.open_index(source, progress=not args.quiet)
             if args.classes is not None or args.max_labels is not None:
                 built.check(args.classes or 2**32, args.max_labels or 2**32)
         except index.ListFileError as why:
             print(f"build_index: {why}", file=sys.stderr)
-            return 1
+            return 2
         where = index.index_path(source)
+        done = "reused" if before is not None and before == _identity(where) else "built"
         print(
             f"{source}: {len(built)} images, {built.header['max_label'] + 1} classes seen, "
-            f"index {where} ({os.path.getsize(where) / 2**20:.1f} MiB, "
+            f"index {done}: {where} ({os.path.getsize(where) / 2**20:.1f} MiB, "
             f"{time.perf_counter() - started:.1f} s)"
         )
     return 0
+
+
+def _identity(path) -> tuple[int, int] | None:
+    """(inode, mtime) of an index file, None if there is none: a build replaces the file."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ Encoded = Union[str, bytes, np.ndarray]  # a path, an encoded file, or raw (H, W
 
 
 class Files:
-    """Images as files: ``root_folder`` + the list's path."""
+    """Images as files: ``root_folder`` joined with the list's path."""
 
     def __init__(self, images: Index, root: str):
         self.images, self.root = images, root
