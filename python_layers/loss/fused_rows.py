@@ -159,8 +159,9 @@ def _backward_row(r, args, exps, stats):  # pragma: no cover - numba
             tg[c] = np.float32(t_scale * weights[c] * (log_total - (s[c] - m)) - t_shift)
 
 
-# Each driver runs rows in order (serial) or in one contiguous chunk per scratch row, chunks
-# over numba's threads (parallel); the row functions are inlined into each.
+# Each driver runs rows in order (serial) or over numba's threads (parallel): forward in one
+# contiguous chunk per row of ``bits`` scratch, backward (no scratch) row by row; the row
+# functions are inlined into each.
 @njit(cache=True, fastmath=FAST)
 def forward_serial(args, exps, bits, stats):  # pragma: no cover - numba
     for r in range(stats.shape[0]):
