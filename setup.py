@@ -10,12 +10,26 @@ setup(
     packages=find_packages(include=["python_layers", "python_layers.*"]),
     package_data={"python_layers.loss.cuda": ["kernels.cu"]},  # compiled by CuPy at run time
     python_requires=">=3.9",
-    # A pycaffe from a distribution (Debian 11, Ubuntu) needs numpy<2 and protobuf<4:
-    # pip install -c constraints/system-caffe.txt . (docs/debian.md)
-    install_requires=["numpy>=1.26", "numba>=0.60", "protobuf>=3.20", "six", "tqdm>=4.50"],
+    # On Python < 3.11 every pycaffe we know (Debian 11's, Ubuntu 22.04's, ours built there) is
+    # compiled against numpy 1.x and protoc 3.x: numpy 2 fails "_ARRAY_API not found", protobuf
+    # 4 "Descriptors cannot be created directly". So a plain `pip install .` keeps them below.
+    install_requires=[
+        "numpy>=1.26,<2; python_version < '3.11'",
+        "numpy>=1.26; python_version >= '3.11'",
+        "protobuf>=3.20,<4; python_version < '3.11'",
+        "protobuf>=3.20; python_version >= '3.11'",
+        "numba>=0.60",
+        "six",
+        "tqdm>=4.50",
+    ],
     extras_require={
-        # Image.Resampling, exif_transpose(in_place=) (Debian 11 has 8.1: the venv gets a newer)
-        "images": ["pillow>=9.4", "lmdb>=1.4"],
+        # OpenCV decodes and resizes, as Caffe's ImageData; 4.x (5 dropped readNetFromCaffe);
+        # below 3.11 the last wheels built for numpy 1.x
+        "images": [
+            "opencv-python-headless>=4.5,<4.11; python_version < '3.11'",
+            "opencv-python-headless>=4.5,<5; python_version >= '3.11'",
+            "lmdb>=1.4",
+        ],
         "plots": ["matplotlib>=3.3"],  # evaluate --plot
         "gpu": ["cupy-cuda13x>=13.6"],  # the GPU engine (CUDA 13 driver, the GPU build of Caffe)
     },

@@ -169,7 +169,7 @@ def _check_bottoms(net: caffe_pb2.NetParameter) -> None:
 def _first_image_size(p: dict) -> tuple[int, int]:
     """(H, W) of the list's first image: the input size when nothing resizes or crops (as the
     data layer decides it)."""
-    from PIL import Image
+    from .data.decode import BadImageError, decode
 
     source = p["source"]
     try:
@@ -177,9 +177,9 @@ def _first_image_size(p: dict) -> tuple[int, int]:
             first = next(
                 line.split("#", 1)[0].split()[0] for line in handle if line.split("#", 1)[0].split()
             )
-        with Image.open(os.path.join(p.get("root_folder", ""), first)) as image:
-            return image.size[1], image.size[0]
-    except (OSError, StopIteration) as why:
+        image = decode(os.path.join(p.get("root_folder", ""), first), p.get("is_color", True))
+        return image.shape[0], image.shape[1]  # oriented, as the data layer reads it
+    except (OSError, StopIteration, BadImageError) as why:
         raise DeployError(
             f"{source}: cannot read the first image for the input size ({why or 'no image'}); "
             "pass shape=(N, C, H, W) (the command: --shape N,C,H,W)"

@@ -5,6 +5,10 @@ compared with opencv-python-headless on files of every kind users have, written 
 
 from __future__ import annotations
 
+import os
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,18 +17,6 @@ from python_layers.data import decode, transforms
 
 cv2 = pytest.importorskip("cv2")  # pinned in requirements-dev.txt
 OPENCV = tuple(int(part) for part in cv2.__version__.split(".")[:2])
-
-# (file, colour?) pairs where the two differ by at most 1 level, and why (see decode.py)
-WITHIN_ONE = {
-    ("rgb16.tif", True): "Pillow keeps the high byte; OpenCV rounds v / 257",
-    ("rgb16.tif", False): "the same, before the gray conversion",
-    ("rgb16.png", False): "libpng converts the 16-bit values to gray; Pillow has 8 bits",
-    ("rgb.webp", False): "WebP to gray",
-    ("rgba.webp", False): "WebP to gray",
-    ("lossy.webp", False): "WebP to gray",
-    ("exif6.webp", False): "WebP to gray",
-}
-
 
 def smooth(rng, height, width, channels=3):
     small = rng.integers(0, 256, (height // 8 + 1, width // 8 + 1, channels), dtype=np.uint8)
@@ -94,8 +86,7 @@ def test_pixels_equal_opencv_imread(files, name, color):
     for source in (path, (files / name).read_bytes()):  # a file, or bytes (from an LMDB)
         ours = decode.decode(source, color)
         assert ours.shape == expected.shape and ours.dtype == np.uint8
-        difference = np.abs(ours.astype(int) - expected).max()
-        assert difference <= (1 if (name, color) in WITHIN_ONE else 0), difference
+        np.testing.assert_array_equal(ours, expected)  # OpenCV's own decoder: bit-equal
 
 
 def test_the_orientation_is_applied(files):
@@ -125,8 +116,9 @@ def test_a_bad_file_is_a_bad_image_error(tmp_path):
 
 def test_fast_decode_of_large_jpegs_is_close_to_the_exact_path(tmp_path):
     """1600x1200 photos-alike, resized to 256x256: libjpeg's 1/4-scale DCT decode, then the
-    same resize. Measured: mean 1.97 levels, 99th percentile 7, largest 12 (docs/data.md);
-    bounds: mean < 3, 99th percentile < 10."""
+    same INTER_LINEAR resize. The exact path aliases (INTER_LINEAR reads 4 source pixels of
+    each 6.25 x 4.7 block: Caffe's pixels), the 1/4-scale decode averages first. Measured: mean
+    7.3 levels, 99th percentile 28 (docs/data.md); bounds: mean < 9, 99th percentile < 35."""
     rng = np.random.default_rng(3)
     means, tails = [], []
     for index in range(4):
@@ -137,4 +129,51 @@ def test_fast_decode_of_large_jpegs_is_close_to_the_exact_path(tmp_path):
         difference = np.abs(exact.astype(int) - fast)
         means.append(difference.mean())
         tails.append(np.percentile(difference, 99))
-    assert max(means) < 3 and max(tails) < 10, (means, tails)
+    assert max(means) < 9 and max(tails) < 35, (means, tails)
+
+
+def test_an_eps_file_named_jpg_starts_no_program(tmp_path, monkeypatch):
+    """Pillow ran Ghostscript on EPS whatever the file's name; OpenCV reads no EPS."""
+    marker = tmp_path / "gs-ran"
+    fake = tmp_path / "bin" / "gs"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 0 0 moveto showpage\n"
+    (tmp_path / "photo.jpg").write_bytes(eps)
+    for color in (True, False):
+        with pytest.raises(decode.BadImageError, match="cannot read the image"):
+            transforms.load(str(tmp_path / "photo.jpg"), transforms.Transform(8, 8, color))
+    assert not marker.exists()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    crc = struct.pack(">I", zlib.crc32(chunk))
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(header)) + chunk + crc
+
+
+def test_a_decompression_bomb_is_refused_before_decoding():
+    """A 100000 x 100000 PNG header (10^10 pixels, 30 GB decoded): refused, nothing allocated."""
+    with pytest.raises(decode.BadImageError, match="over .* pixels"):
+        decode.decode(_png_header(100_000, 100_000) + b"\0" * 64, True)
+
+
+def test_a_raw_datum_without_channels_is_a_bad_image():
+    for raw in (np.zeros((4, 5, 0), np.uint8), np.zeros((4, 5, 2), np.uint8)):
+        with pytest.raises(decode.BadImageError, match="raw Datum"):
+            decode.decode(raw, True)
+
+
+def test_fast_decode_keeps_the_jpeg_at_least_the_target(tmp_path):
+    """libjpeg's factor is the largest that keeps both sides >= the target's larger side."""
+    path = tmp_path / "big.jpg"
+    cv2.imwrite(str(path), np.zeros((1200, 1600, 3), np.uint8))
+    data = path.read_bytes()
+    assert decode.jpeg_size(data) == (1200, 1600)
+    expected = {(256, 256): 4, (256, 150): 4, (500, 500): 2, (700, 300): 1, (100, 100): 8}
+    assert {t: decode.reduction(data, t) for t in expected} == expected
+    assert decode.reduction(_png_header(1600, 1200), (100, 100)) == 1  # not a JPEG: exact
+    assert decode.decode(data, True, (500, 500)).shape == (600, 800, 3)

@@ -9,6 +9,7 @@ most ``depth`` batches exist at once; daemon threads never hold up the exit of t
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from concurrent.futures import Future
@@ -19,6 +20,25 @@ import numpy as np
 from . import sampler, transforms
 from .index import Index
 from .sources import Files, Lmdb
+
+# At exit, Python ends daemon threads that come back from C code with a forced unwind; one that
+# comes back through OpenCV's C++ wrapper (whose catch (...) swallows it) aborts the process
+# ("FATAL: exception not rethrown"). So the workers stop between images at exit, and the exit
+# waits for those inside an image to leave it.
+_STOPPING = threading.Event()
+_BUSY = threading.Condition()
+_busy_workers = 0
+
+
+class _Stopped(Exception):
+    """The process is exiting: the batch in the making is dropped."""
+
+
+@atexit.register
+def _wait_for_workers(timeout: float = 30.0) -> None:
+    _STOPPING.set()
+    with _BUSY:
+        _BUSY.wait_for(lambda: _busy_workers == 0, timeout)
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,8 @@ class BatchMaker:
         skipped: list[str] = []
         for slot, (index, numbers) in enumerate(zip(indices, randoms)):
             for attempt in range(len(images)):  # a bad image: the next one in the list
+                if _STOPPING.is_set():
+                    raise _Stopped
                 current = (int(index) + attempt) % len(images)
                 try:
                     pixels = transforms.load(self.source.read(current), self.transform)
@@ -142,10 +164,17 @@ class Prefetcher:
                 return
             b, future = task
             if future.set_running_or_notify_cancel():
+                global _busy_workers
+                with _BUSY:
+                    _busy_workers += 1
                 try:
                     future.set_result(self.make(b))
                 except BaseException as why:  # handed to the caller of next()
                     future.set_exception(why)
+                finally:
+                    with _BUSY:
+                        _busy_workers -= 1
+                        _BUSY.notify_all()
 
     def _fill(self) -> None:
         while self.submitted < self.next_index + self.depth:

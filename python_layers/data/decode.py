@@ -1,93 +1,121 @@
-"""Encoded image bytes to pixels as Caffe's ``ImageData`` gets them from OpenCV's ``imread``
-(``IMREAD_COLOR``: 3 channels BGR; ``IMREAD_GRAYSCALE``: 1), decoded with Pillow.
+"""Encoded image bytes to pixels with OpenCV, as Caffe's ``ImageData`` gets them.
 
-What ``imread`` does and this module does the same way (tests/test_decode.py compares every
-case with opencv-python-headless): the EXIF orientation is applied; 16-bit samples become 8
-by keeping the high byte; CMYK becomes RGB by OpenCV's formula for JPEG (``k - (255 - c) k /
-256`` per channel, on the inverted values Adobe writes) and libtiff's for TIFF; alpha is
-dropped (no blending); palettes and 1-bit images are expanded; gray becomes 3 equal channels;
-colour becomes gray as libjpeg does for JPEG (its Y channel), as libpng does for PNG, and as
-``cvtColor`` does for the others (weights 0.299, 0.587, 0.114). Known differences, at most 1
-level: colour 16-bit TIFF (Pillow keeps the high byte, OpenCV rounds v / 257), 16-bit colour
-PNG read as gray (libpng weighs the 16-bit values), and WebP read as gray.
+Caffe reads a file with ``cv::imread(path, IMREAD_COLOR or IMREAD_GRAYSCALE)`` and an encoded
+LMDB ``Datum`` with ``cv::imdecode`` (``DecodeDatumToCVMat``); this module reads the file's
+bytes in Python and calls ``cv2.imdecode`` with the same flags, so that the pixels are
+OpenCV's own: the EXIF orientation applied (JPEG; PNG's ``eXIf`` by OpenCV >= 4.6, not by
+Debian 11's 4.5.1), 16-bit samples to 8, CMYK, palettes and alpha as OpenCV converts them, gray
+by libjpeg's or libpng's weights. Nothing here starts an external program or reads a format
+OpenCV does not (issue: an EPS named ``.jpg`` made Pillow run Ghostscript).
 
-Plain 8-bit RGB and gray files stay Pillow images until they are resized (no copy of the
-full-size pixels); the other kinds go through numpy once.
+Images larger than :data:`MAX_PIXELS` are refused before they are decoded (a decompression
+bomb), when this module is the first to import ``cv2`` (OpenCV reads the limit once, at
+import; otherwise OpenCV's own default of 2^30 pixels holds).
 """
 
 from __future__ import annotations
 
-import io
+import os
+from typing import Union
 
 import numpy as np
-from PIL import Image, ImageOps
 
-# R, G, B weights, shift and rounding: libpng's rgb_to_gray (PNG), OpenCV's cvtColor (others)
-_GRAY = {"PNG": ((9797, 19234, 3737), 15, 0), None: ((4899, 9617, 1868), 14, 1 << 13)}
-_WIDE = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+MAX_PIXELS = 178_956_970  # Pillow's decompression-bomb error threshold (2 x 89.5 Mpx)
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+import cv2  # noqa: E402  (after the limit above: OpenCV reads it once, at import)
+
+Encoded = Union[str, bytes, np.ndarray]  # a path, an encoded file, or raw (H, W, C) BGR pixels
+
+_FLAGS = {True: cv2.IMREAD_COLOR, False: cv2.IMREAD_GRAYSCALE}
+# libjpeg's DCT-domain scaling (1/2, 1/4, 1/8) inside the decoder, by colour and factor
+_REDUCED = {
+    (True, 2): cv2.IMREAD_REDUCED_COLOR_2,
+    (True, 4): cv2.IMREAD_REDUCED_COLOR_4,
+    (True, 8): cv2.IMREAD_REDUCED_COLOR_8,
+    (False, 2): cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    (False, 4): cv2.IMREAD_REDUCED_GRAYSCALE_4,
+    (False, 8): cv2.IMREAD_REDUCED_GRAYSCALE_8,
+}
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 class BadImageError(ValueError):
     """An image that cannot be read, or is too small; the caller adds path and list line."""
 
 
-def _to_gray(rgb: np.ndarray, kind: str | None) -> Image.Image:
-    weights, shift, half = _GRAY.get(kind, _GRAY[None])
-    weighted = rgb.astype(np.uint32) @ np.array(weights, np.uint32)
-    return Image.fromarray(((weighted + half) >> shift).astype(np.uint8), "L")
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a JPEG's frame header, or None when ``data`` is not a JPEG whose
+    header can be found (the caller then decodes it at full size)."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 9 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in _SOF:
+            return int.from_bytes(data[at + 5 : at + 7], "big"), int.from_bytes(
+                data[at + 7 : at + 9], "big"
+            )
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return None
 
 
-def _base(image: Image.Image, kind: str | None) -> Image.Image:
-    """The image as 8-bit "RGB" or "L", OpenCV's way (alpha dropped, 16 bits to 8, CMYK)."""
-    mode = image.mode
-    if mode in ("RGB", "L"):
-        return image
-    if mode in _WIDE:
-        pixels = np.asarray(image)
-        if mode == "I" and pixels.max(initial=0) < 256:
-            return Image.fromarray(pixels.astype(np.uint8), "L")  # 8 bits Pillow widened
-        return Image.fromarray((pixels.astype(np.uint32) >> 8).astype(np.uint8), "L")
-    if mode == "CMYK":
-        cmyk = np.asarray(image).astype(np.int32)
-        if kind == "JPEG":  # OpenCV's formula, on the inverted values Adobe's files hold
-            k = 255 - cmyk[..., 3:]
-            rgb = k - ((cmyk[..., :3]) * k >> 8)
-        else:  # libtiff's
-            rgb = (255 - cmyk[..., :3]) * (255 - cmyk[..., 3:]) // 255
-        return Image.fromarray(rgb.astype(np.uint8), "RGB")
-    if mode in ("LA", "La"):
-        return image.getchannel(0)
-    return image.convert("RGB")  # P, PA, 1, RGBA, RGBa, YCbCr, HSV, LAB
+def reduction(data: bytes, target: tuple[int, int]) -> int:
+    """The largest libjpeg scale factor (8, 4, 2, or 1 for none) that keeps a JPEG at least
+    ``target`` (width, height) in both sides, whatever its EXIF orientation."""
+    size = jpeg_size(data)
+    if size is None:
+        return 1
+    short, need = min(size), max(target)
+    return next((f for f in (8, 4, 2) if -(-short // f) >= need), 1)
 
 
-def open_image(source, color: bool, draft: tuple[int, int] | None = None) -> Image.Image:
-    """``source`` (a path, the encoded bytes, or raw (H, W, C) BGR uint8 pixels) as a loaded
-    Pillow image, "RGB" (``color``) or "L", oriented and converted as ``imread`` does.
+def _from_pixels(raw: np.ndarray, color: bool) -> np.ndarray:
+    """Raw Datum pixels (H, W, C) BGR or gray, converted as OpenCV converts channels."""
+    if raw.ndim != 3 or raw.shape[2] not in (1, 3) or raw.size == 0:
+        raise BadImageError(f"a raw Datum of shape (H, W, C) = {raw.shape}; expected C = 1 or 3")
+    if raw.shape[2] == 3:
+        return raw if color else cv2.cvtColor(raw, cv2.COLOR_BGR2GRAY)
+    return cv2.cvtColor(raw, cv2.COLOR_GRAY2BGR) if color else raw[:, :, 0]
 
-    ``draft``: (width, height) the image will be resized to; a JPEG at least twice as large
-    is decoded by libjpeg at 1/2, 1/4 or 1/8 scale (``Image.draft``), still at least that
-    size: faster, and close to (not equal to) the exact path.
+
+def _read(source: str | bytes) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    try:
+        with open(source, "rb") as handle:
+            return handle.read()
+    except OSError as why:
+        raise BadImageError(f"cannot read the image ({type(why).__name__}: {why})") from None
+
+
+def decode(source: Encoded, color: bool, fast_to: tuple[int, int] | None = None) -> np.ndarray:
+    """``source`` (a path, the encoded bytes, or raw (H, W, C) BGR pixels) as OpenCV's
+    ``imread`` gives it: (H, W, 3) BGR (``color``) or (H, W, 1) gray, uint8.
+
+    ``fast_to``: (width, height) the image will be resized to; a JPEG at least twice as large
+    is decoded by libjpeg at 1/2, 1/4 or 1/8 scale (``IMREAD_REDUCED_*``), still at least that
+    size: faster, close to (not equal to) the exact path.
     """
-    if isinstance(source, np.ndarray):  # raw pixels (a Datum without --encoded)
-        rgb = source[:, :, ::-1] if source.shape[2] == 3 else source[:, :, 0]
-        image, kind = Image.fromarray(np.ascontiguousarray(rgb)), None
-    else:
-        try:
-            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-            kind = image.format
-            if kind == "JPEG" and (draft or not color):
-                image.draft("RGB" if color else "L", draft or image.size)  # gray: libjpeg's Y
-            ImageOps.exif_transpose(image, in_place=True)  # loads it; turns only if tagged
-            image.load()
-            image = _base(image, kind)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as why:
-            raise BadImageError(f"cannot read the image ({type(why).__name__}: {why})") from None
-    if color:
-        return image if image.mode == "RGB" else image.convert("RGB")
-    return image if image.mode == "L" else _to_gray(np.asarray(image), kind)
-
-
-def decode(source, color: bool, draft: tuple[int, int] | None = None) -> np.ndarray:
-    """:func:`open_image` as (H, W, 3) BGR or (H, W, 1) gray uint8 pixels (views)."""
-    pixels = np.asarray(open_image(source, color, draft))
-    return pixels[:, :, ::-1] if color else pixels[:, :, None]
+    try:
+        if isinstance(source, np.ndarray):
+            pixels = _from_pixels(source, color)
+        else:
+            data = _read(source)
+            factor = reduction(data, fast_to) if fast_to else 1
+            flag = _FLAGS[color] if factor == 1 else _REDUCED[(color, factor)]
+            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+            if pixels is None:
+                raise BadImageError(
+                    "cannot read the image (OpenCV cannot decode it: damaged, not an image, "
+                    f"a format OpenCV does not read, or over {MAX_PIXELS} pixels)"
+                )
+    except BadImageError:
+        raise
+    except Exception as why:  # any failure to read one image is that image's error
+        raise BadImageError(f"cannot read the image ({type(why).__name__}: {why})") from None
+    return pixels if pixels.ndim == 3 else pixels[:, :, None]

@@ -5,20 +5,18 @@ An LMDB is read as Caffe's ``convert_imageset`` writes it: image i of the list g
 encoded file (``--encoded``) or raw pixels (C, H, W, BGR). The labels still come from the list
 file (a Datum has room for one); the list names the images in the LMDB's order. Datums are
 parsed by a function the caller gives (the Caffe layer passes ``caffe_pb2.Datum``'s), so that
-this module needs no Caffe.
+this module needs no Caffe. An LMDB must be trusted: liblmdb maps the file, so a damaged one
+can end the process with SIGBUS before Python sees an error; the errors liblmdb reports are
+raised naming the LMDB and the key.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable, Union
+from typing import Callable
 
-import numpy as np
-
-from .decode import BadImageError
+from .decode import BadImageError, Encoded
 from .index import Index
-
-Encoded = Union[str, bytes, np.ndarray]  # a path, an encoded file, or raw (H, W, C) BGR pixels
 
 
 class Files:
@@ -43,11 +41,15 @@ class Lmdb:
         if not os.path.exists(path):
             raise ValueError(f"lmdb {path}: does not exist")
         self.path, self.images, self.parse_datum = path, images, parse_datum
-        self.env = lmdb.open(
-            path, readonly=True, lock=False, readahead=False, subdir=os.path.isdir(path),
-            max_readers=512,
-        )  # fmt: skip
-        entries = self.env.stat()["entries"]
+        self.errors = lmdb.Error
+        try:
+            self.env = lmdb.open(
+                path, readonly=True, lock=False, readahead=False, subdir=os.path.isdir(path),
+                max_readers=512,
+            )  # fmt: skip
+            entries = self.env.stat()["entries"]
+        except lmdb.Error as why:
+            raise ValueError(f"lmdb {path}: cannot open it ({type(why).__name__}: {why})") from None
         if entries < len(images):
             raise ValueError(
                 f"lmdb {path}: holds {entries} images, fewer than the {len(images)} of "
@@ -66,8 +68,11 @@ class Lmdb:
         return f"{self.path}[{self.key(index).decode('utf-8', 'replace')}]"
 
     def read(self, index: int) -> Encoded:
-        with self.env.begin(buffers=False) as transaction:
-            value = transaction.get(self.key(index))
+        try:
+            with self.env.begin(buffers=False) as transaction:
+                value = transaction.get(self.key(index))
+        except self.errors as why:  # a damaged database (liblmdb maps it: see docs/data.md)
+            raise BadImageError(f"the LMDB cannot be read ({type(why).__name__}: {why})") from None
         if value is None:
             raise BadImageError(
                 "no such key in the LMDB: it must be written by convert_imageset from the "

@@ -1,7 +1,8 @@
 """Images to network input with Caffe's ``ImageData`` and ``transform_param`` semantics.
 
-For one image: decode as OpenCV's ``imread`` does (:mod:`.decode`), resize to ``new_height`` x
-``new_width`` when both are set (bilinear), then crop ``crop_size`` x ``crop_size`` (at a
+For one image: decode with OpenCV as ``imread`` does (:mod:`.decode`), resize to ``new_height``
+x ``new_width`` when both are set (``cv2.resize``, ``INTER_LINEAR``, as Caffe's
+``ReadImageToCVMat``), then crop ``crop_size`` x ``crop_size`` (at a
 random offset in TRAIN, centred in TEST), mirror (TRAIN only, with probability 1/2), and
 ``(value - mean) * scale``, channels in BGR order, laid out (C, H, W) as float32. The mean is
 ``mean_value`` (one value per channel, or one for all) or a ``mean_file`` array of the
@@ -14,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
-from PIL import Image
 
-from .decode import BadImageError, open_image
+from .decode import BadImageError, decode
 
 __all__ = ["BadImageError", "Transform", "crop_box", "load", "to_input"]
 
@@ -41,15 +42,14 @@ class Transform:
 
 def load(source, transform: Transform) -> np.ndarray:
     """The decoded, resized image (from a path, encoded bytes or raw pixels) as (H, W, C)
-    uint8, BGR (a view) or one gray channel."""
+    uint8, BGR or one gray channel: Caffe's ``ReadImageToCVMat`` (``DecodeDatumToCVMat``)."""
     resize = transform.new_height > 0 and transform.new_width > 0
     size = (transform.new_width, transform.new_height)
-    draft = size if resize and transform.fast_decode else None
-    image = open_image(source, transform.is_color, draft)
-    if resize and image.size != size:
-        image = image.resize(size, Image.Resampling.BILINEAR)
-    pixels = np.asarray(image)
-    return pixels[:, :, ::-1] if transform.is_color else pixels[:, :, None]
+    pixels = decode(source, transform.is_color, size if resize and transform.fast_decode else None)
+    if not resize:
+        return pixels
+    resized = cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)
+    return resized if resized.ndim == 3 else resized[:, :, None]
 
 
 def crop_box(shape: tuple[int, ...], transform: Transform, train: bool, u_h: float, u_w: float):
