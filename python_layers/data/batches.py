@@ -30,7 +30,7 @@ _BUSY = threading.Condition()
 _busy_workers = 0
 
 
-class _Stopped(Exception):
+class _StoppedError(Exception):
     """The process is exiting: the batch in the making is dropped."""
 
 
@@ -118,7 +118,7 @@ class BatchMaker:
         for slot, (index, numbers) in enumerate(zip(indices, randoms)):
             for attempt in range(len(images)):  # a bad image: the next one in the list
                 if _STOPPING.is_set():
-                    raise _Stopped
+                    raise _StoppedError
                 current = (int(index) + attempt) % len(images)
                 try:
                     pixels = transforms.load(self.source.read(current), self.transform)
