@@ -26,7 +26,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for source in args.lists:
         started = time.perf_counter()
-        before = _identity(index.index_path(source))
         try:
             built = index.open_index(source, progress=not args.quiet)
             if args.classes is not None or args.max_labels is not None:
@@ -35,22 +34,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"build_index: {why}", file=sys.stderr)
             return 2
         where = index.index_path(source)
-        done = "reused" if before is not None and before == _identity(where) else "built"
+        done = "built" if built.built else "reused"
         print(
             f"{source}: {len(built)} images, {built.header['max_label'] + 1} classes seen, "
             f"index {done}: {where} ({os.path.getsize(where) / 2**20:.1f} MiB, "
             f"{time.perf_counter() - started:.1f} s)"
         )
     return 0
-
-
-def _identity(path) -> tuple[int, int] | None:
-    """(inode, mtime) of an index file, None if there is none: a build replaces the file."""
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns
 
 
 if __name__ == "__main__":
