@@ -233,3 +233,16 @@ def test_an_interrupted_build_still_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert len(index.open_index(path)) == 1
     assert index_build.HEADER_BYTES == index_file.HEADER_BYTES
+
+
+def test_an_index_built_before_the_checks_is_rebuilt(tmp_path):
+    path = write(tmp_path, "a.jpg 1\n")
+    target = index.index_path(path)
+    index.open_index(path)
+    raw = target.read_bytes()
+    header = json.loads(raw[8 : index_file.HEADER_BYTES].rstrip(b"\0"))
+    for key in index_file.CHECKED:
+        del header[key]
+    head = (index_file.MAGIC + json.dumps(header).encode()).ljust(index_file.HEADER_BYTES, b"\0")
+    target.write_bytes(head + raw[index_file.HEADER_BYTES :])
+    assert index.open_index(path).built

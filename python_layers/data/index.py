@@ -35,7 +35,7 @@ import numpy as np
 
 from ..loss.targets import PADDING
 from . import index_file, list_file
-from .index_file import ENV, HEADER_BYTES, MAGIC, IndexFolderError, identity
+from .index_file import ENV, FORMAT, HEADER_BYTES, MAGIC, IndexFolderError, identity
 from .list_file import ListFileError
 
 
@@ -161,7 +161,9 @@ def _load(target: Path, source: str) -> tuple[Index | None, str | None]:
             header = json.loads(head[len(MAGIC) :].rstrip(b"\0"))
         except ValueError:
             return None, "its header is not JSON"
-        if header.get("format") != index_file.FORMAT or header.get("identity") != identity(source):
+        if header.get("format") != FORMAT or header.get("identity") != identity(source):
+            return None, None
+        if any(key not in header for key in index_file.CHECKED):  # built before the checks
             return None, None
         if index_file.racy(header) and index_file.sha256(source) != header["sha256"]:
             return None, None  # changed within the file system's timestamp step
@@ -207,6 +209,7 @@ def open_index(source: str | Path, progress: bool | None = False) -> Index:
 
 __all__ = [
     "ENV",
+    "FORMAT",
     "Index",
     "IndexFolderError",
     "ListFileError",

@@ -27,7 +27,8 @@ import numpy as np
 from .index_build import write_index
 from .list_file import BOM, ListFileError
 
-FORMAT = 2
+FORMAT = 1  # in the layer's resume fingerprint: the arrays' layout, unchanged by the checks
+CHECKED = ("crc32", "started_ns")  # header keys of the checks; an index without them is rebuilt
 MAGIC = b"MLINDEX\n"
 HEADER_BYTES = 4096
 ENV = "MULTILABEL_INDEX_DIR"
