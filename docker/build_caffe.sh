@@ -6,6 +6,9 @@
 #   docker/build_caffe.sh --print-prefix  only print the prefix this configuration installs into
 #   docker/build_caffe.sh --fetch-source  only fetch (or find) and verify the source; print its path
 #
+# Two runs for one prefix at once (two clones' `make env`, two CI jobs) build once: the second
+# waits on a lock in the cache root, then reuses the first one's build.
+#
 # Environment:
 #   PYTHON                the interpreter pycaffe is built for (default: python3); it needs numpy 2.x
 #   CAFFE_PREFIX          install prefix (default: a cache directory keyed by everything that matters);
@@ -180,6 +183,27 @@ if [[ -f "$marker" ]]; then
   log "reusing cached Caffe at $prefix"
   echo "$prefix"
   exit 0
+fi
+
+# --- One build of a prefix at a time ------------------------------------------------------------
+# Two clones building into an empty cache at once (two CI jobs, two terminals) would both build,
+# and the second's rename into place would fail. A lock per prefix, in the cache root, held until
+# this script exits: the second waits for the first, then finds its finished build.
+lock_dir="$cache_root/locks"
+if command -v flock >/dev/null && mkdir -p "$lock_dir" 2>/dev/null; then
+  lock_file="$lock_dir/$(printf '%s' "$prefix" | sha256sum | cut -c1-16).lock"
+  exec {lock_fd}>>"$lock_file" || die "cannot open the build lock $lock_file"
+  if ! flock -n "$lock_fd"; then
+    log "another build of $prefix is running (lock $lock_file); waiting for it"
+    flock "$lock_fd" || die "cannot take the build lock $lock_file"
+  fi
+  if [[ -f "$marker" ]]; then
+    log "reusing cached Caffe at $prefix (the build waited for)"
+    echo "$prefix"
+    exit 0
+  fi
+else
+  log "warning: no flock or no $lock_dir: two builds of $prefix at once are not kept apart"
 fi
 
 # --- Where the build may go: checked before anything is fetched or built ----------------------

@@ -1,6 +1,7 @@
-"""docker/build_caffe.sh never deletes what it did not create, and an interrupted build is never
-reused. The script runs for real on the pinned source (kept by the first build in the cache);
-a stand-in `cmake` on PATH stops it at the configure step, so no test compiles anything."""
+"""docker/build_caffe.sh never deletes what it did not create, an interrupted build is never
+reused, and two builds of one prefix at once build once. The script runs for real on the pinned
+source (kept by the first build in the cache); a stand-in `cmake` on PATH stops it at the
+configure step (or stands in for the whole build), so no test compiles anything."""
 
 from __future__ import annotations
 
@@ -158,3 +159,40 @@ def test_an_empty_prefix_directory_gets_as_far_as_configure(tmp_path, pinned_tar
     assert "cmake configure failed" in done.stderr, done.stderr
     assert prefix.is_dir() and list(prefix.iterdir()) == []
     assert staging_dirs(tmp_path) == []
+
+
+# configure records itself and waits (so that a second build starts meanwhile); install writes
+# what the script's own checks and smoke test look for: a whole build, nothing compiled.
+STUB_BUILD = """
+case "$1" in
+  -S) for arg in "$@"; do case "$arg" in -DCMAKE_INSTALL_PREFIX=*) prefix="${arg#*=}";; esac; done
+      mkdir -p "$4" && echo "$prefix" >"$4/prefix" && echo configured >>"%(count)s" && sleep 3 ;;
+  --install) root="$DESTDIR$(cat "$2/prefix")"
+      mkdir -p "$root/bin" "$root/python/caffe" && : >"$root/python/caffe/_caffe.so"
+      printf '#!/bin/sh\\n' >"$root/bin/caffe" && chmod +x "$root/bin/caffe"
+      echo "def layer_type_list(): return ['Python']" >"$root/python/caffe/__init__.py" ;;
+esac
+"""
+
+
+def test_two_builds_into_an_empty_cache_at_once_build_once(tmp_path, pinned_tarball):
+    """The second waits on the first's lock, then reuses its finished build."""
+    count, prefix = tmp_path / "configured", tmp_path / "cache" / "caffe"
+    env = fake_cmake(tmp_path, STUB_BUILD % {"count": count})
+    env.update(CAFFE_PREFIX=str(prefix), CAFFE_SOURCE_TARBALL=str(pinned_tarball),
+               XDG_CACHE_HOME=str(tmp_path / "cache"))  # fmt: skip
+    run = dict(env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(["bash", str(SCRIPT)], **run)
+    deadline = time.monotonic() + 120
+    while not count.exists():  # the first is building when the second starts
+        assert first.poll() is None, first.communicate()[1]
+        assert time.monotonic() < deadline, "the first build never reached configure"
+        time.sleep(0.05)
+    second = subprocess.Popen(["bash", str(SCRIPT)], **run)
+    outputs = [process.communicate(timeout=300) for process in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs[1][1]
+    assert [out.splitlines()[-1] for out, _ in outputs] == [str(prefix)] * 2
+    assert count.read_text() == "configured\n"  # one build
+    assert "another build of" in outputs[1][1] and "waiting for it" in outputs[1][1]
+    assert f"reusing cached Caffe at {prefix}" in outputs[1][1]
+    assert (prefix / ".build-complete").exists() and staging_dirs(prefix.parent) == []

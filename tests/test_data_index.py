@@ -172,9 +172,10 @@ def test_indexes_of_deleted_lists_are_removed_by_the_next_build(tmp_path):
 RACE = """
 import sys, time
 from python_layers.data import index
+from python_layers.data import index_file
 built = []
-original = index._build
-index._build = lambda *a: (built.append(1), original(*a))
+original = index_file.build
+index_file.build = lambda *a: (built.append(1), original(*a))
 start = float(sys.argv[2])
 while time.time() < start:
     time.sleep(0.001)

@@ -10,12 +10,15 @@ the SHA-256 of its bytes.
 
 Where: ``$MULTILABEL_INDEX_DIR``, else ``$XDG_CACHE_HOME/caffe-multilabel-softmax/list-index``
 (``~/.cache/...`` without it), as ``<list name>.<hash of its real path>.idx``. A list whose
-identity differs from the header's is indexed again. Builds are streamed a block of lines at a
+identity differs from the header's (or, within the file system's timestamp step of the build's
+start, whose SHA-256 does) is indexed again; so is an index file whose size or array checksums
+are wrong (:mod:`.index_file`), with one line saying so. Builds are streamed a block of lines at a
 time (memory bounded whatever the list's size), under an exclusive lock (``.lock`` beside the
 index: processes that start together wait for the one that builds, then map its result), into
 a temporary folder renamed over the index only when complete (an interrupted build leaves
 only temporaries, removed by the next build). Each build also removes the indexes of list
-files that no longer exist (temporary lists, as ``python_layers.inference`` writes).
+files that no longer exist (temporary lists, as ``python_layers.inference`` writes) and dead
+builds' temporary folders (their lock free, or older than a day).
 """
 
 from __future__ import annotations
@@ -25,21 +28,15 @@ import hashlib
 import json
 import mmap
 import os
-import shutil
-import tempfile
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from ..loss.targets import PADDING
-from . import list_file
-from .index_build import write_index
+from . import index_file, list_file
+from .index_file import ENV, FORMAT, HEADER_BYTES, MAGIC, IndexFolderError, identity
 from .list_file import ListFileError
-
-FORMAT = 1
-MAGIC = b"MLINDEX\n"
-HEADER_BYTES = 4096
-ENV = "MULTILABEL_INDEX_DIR"
 
 
 def cache_dir() -> Path:
@@ -56,11 +53,6 @@ def index_path(source: str | Path) -> Path:
     return cache_dir() / f"{Path(real).name}.{key}.idx"
 
 
-def identity(source: str | Path) -> list[int]:
-    st = os.stat(source)
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-
-
 class Index:
     """The arrays of one list file's index, as read-only views of the mapped file."""
 
@@ -75,6 +67,7 @@ class Index:
         self.labels, self.weights = views["labels"], views.get("weights")
         self.class_offsets, self.members = views["class_offsets"], views["members"]
         self.digest: str = header["sha256"]
+        self.built = False  # whether this process built it (open_index sets it)
 
     def __len__(self) -> int:
         return int(self.header["images"])
@@ -153,81 +146,76 @@ def _first(array, test, step: int = 1 << 22) -> int:
     raise AssertionError("the header promised an element that is not there")
 
 
-def _load(target: Path, source: str) -> Index | None:
-    """The index at ``target`` if it exists, is complete and describes ``source`` as it is."""
+def _load(target: Path, source: str) -> tuple[Index | None, str | None]:
+    """The index at ``target`` if it exists, is whole and describes ``source`` as it is; else
+    None, and what is wrong with the file when it is damaged (not merely stale)."""
     try:
         handle = open(target, "rb")
-    except FileNotFoundError:
-        return None
+    except OSError:  # missing; or a folder that cannot be read, named when building there
+        return None, None
     with handle:
         head = handle.read(HEADER_BYTES)
         if not head.startswith(MAGIC):
-            return None
+            return None, "no index header"
         try:
             header = json.loads(head[len(MAGIC) :].rstrip(b"\0"))
         except ValueError:
-            return None
+            return None, "its header is not JSON"
         if header.get("format") != FORMAT or header.get("identity") != identity(source):
-            return None
+            return None, None
+        if any(key not in header for key in index_file.CHECKED):  # built before the checks
+            return None, None
+        if index_file.racy(header) and index_file.sha256(source) != header["sha256"]:
+            return None, None  # changed within the file system's timestamp step
+        size = os.fstat(handle.fileno()).st_size
         buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    return Index(source, header, buffer)
+    problem = index_file.damage(target, header, size, buffer)
+    if problem is not None:
+        buffer.close()
+        return None, problem
+    return Index(source, header, buffer), None
 
 
 def open_index(source: str | Path, progress: bool | None = False) -> Index:
-    """The index of list file ``source``, built first if missing or stale (see the module's
-    docstring); ``progress`` shows a progress bar while building."""
+    """The index of list file ``source``, built first if missing, stale or damaged (see the
+    module's docstring); ``progress`` shows a progress bar while building. A folder that cannot
+    hold it raises :class:`IndexFolderError` (a :class:`ListFileError`) naming it."""
     source = str(source)
     if not Path(source).is_file():
         raise ListFileError(f"{source}: the list file does not exist (or is not a file)")
     target = index_path(source)
-    index = _load(target, source)
+    index, _ = _load(target, source)
     if index is not None:
         return index
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{target}.lock", "a") as lock:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(f"{target}.lock", "a")
+    except OSError as why:
+        raise index_file.folder_error(target.parent, why) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process ends
-        index = _load(target, source)  # another process may have built it meanwhile
+        index, problem = _load(target, source)  # another process may have built it meanwhile
         if index is None:
-            _build(source, target, progress)
-            index = _load(target, source)
+            if problem is not None:
+                print(f"list index {target}: damaged ({problem}); rebuilding it", file=sys.stderr)
+            index_file.build(source, target, progress)
+            index, _ = _load(target, source)
+            if index is not None:
+                index.built = True
     if index is None:
         raise ListFileError(f"{source}: the list file changed while it was being indexed")
     return index
 
 
-def _prune(folder: Path) -> None:
-    """Remove the indexes (and locks) of list files that no longer exist (temporary lists)."""
-    for path in folder.glob("*.idx"):
-        try:
-            with open(path, "rb") as handle:
-                head = handle.read(HEADER_BYTES)
-            listed = json.loads(head[len(MAGIC) :].rstrip(b"\0")).get("source", "")
-        except (OSError, ValueError):
-            continue
-        if listed and not os.path.exists(listed):
-            for gone in (path, Path(f"{path}.lock")):
-                gone.unlink(missing_ok=True)
-
-
-def _build(source: str, target: Path, progress: bool | None) -> None:
-    _prune(target.parent)
-    for stale in target.parent.glob(f"{target.name}.tmp*"):  # interrupted builds' leftovers
-        shutil.rmtree(stale, ignore_errors=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp", dir=target.parent))
-    try:
-        before = identity(source)
-        header = write_index(source, work, before[0], progress)
-        if identity(source) != before:
-            raise ListFileError(f"{source}: the list file changed while it was being indexed")
-        header.update(format=FORMAT, identity=before, source=os.path.realpath(source))
-        text = MAGIC + json.dumps(header).encode()
-        if len(text) > HEADER_BYTES:
-            raise AssertionError("the index header outgrew its 4 KiB")
-        with open(work / "index", "r+b") as handle:
-            handle.write(text)  # last: until now the header was blank (no MAGIC, not loadable)
-        os.replace(work / "index", target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-__all__ = ["Index", "ListFileError", "cache_dir", "index_path", "list_file", "open_index"]
+__all__ = [
+    "ENV",
+    "FORMAT",
+    "Index",
+    "IndexFolderError",
+    "ListFileError",
+    "cache_dir",
+    "identity",
+    "index_path",
+    "list_file",
+    "open_index",
+]
