@@ -86,11 +86,20 @@ def rng(request) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
-@pytest.fixture
-def engine_path():
-    """Kept for test modules that name it: numba is a required dependency now, so there is one
-    CPU engine (its kernels are checked against python_layers/loss/reference.py)."""
-    return "numba"
+@pytest.fixture(params=["serial", "parallel"])
+def engine_path(request, monkeypatch) -> str:
+    """The CPU engine's two drivers of its kernels, each test run on both: ``serial`` (one
+    pass, what small inputs get) and ``parallel`` (rows or blocks split over numba's threads,
+    normally from PARALLEL_ELEMENTS scores up), chosen here by moving that threshold."""
+    from python_layers.loss import fused_positions, fused_rows
+    from python_layers.loss.numba_parts import threads
+
+    if request.param == "parallel" and threads() < 2:
+        pytest.skip("numba has one thread here: the parallel driver would run as the serial one")
+    threshold = 1 if request.param == "parallel" else 1 << 62
+    for module in (fused_rows, fused_positions):
+        monkeypatch.setattr(module, "PARALLEL_ELEMENTS", threshold)
+    return request.param
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The documentation as a user reads it: every prototxt fragment in README.md, docs/ and the
 docstrings parses with Caffe's protobuf (and its param_str with the layer's own parser), every
 Python snippet in README.md and docs/ runs as written, every literal block in a docstring
-parses, and every results block matches the results file it is written from."""
+parses, and every results block matches the results file it is written from. The numbers the
+documents quote from the code: test_docs_constants.py."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def densify(labels, weights, classes):
     return dense.astype(np.float32)
 
 
-# --- The math, against the float64 oracle (both engine paths) ----------------------------------
+# --- The math, against the float64 oracle (both drivers: serial, parallel) ------------------
 
 
 @pytest.mark.parametrize("normalization", NORMALIZATIONS)

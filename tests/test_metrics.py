@@ -171,5 +171,23 @@ def test_metrics_layer_passes_the_gradient_checker_in_the_train_phase(caffe, mak
     )
     n.blobs["scores"].data[...] = scores
     n.blobs["targets"].data[...] = rng.uniform(size=scores.shape) < 0.4
-    n.blobs["scores"].diff[...] = np.nan
     assert check_gradients(n, "metrics", bottoms=(0,)) == []
+
+
+@pytest.mark.caffe
+def test_metrics_layer_backward_overwrites_whatever_the_diffs_held(caffe, make_net):
+    """The checker zeroes the bottoms' diffs before its backward, so a backward that writes
+    nothing passes it; Caffe does not zero them (a shared blob's diff, a previous iteration's
+    values), so the layer must write its zeros itself: NaN in, zeros out."""
+    n = make_net(
+        net(input_layer(scores=(3, 5), targets=(3, 5)), metrics_layer('{"k": 2}')), caffe.TRAIN
+    )
+    n.blobs["scores"].data[...] = np.random.default_rng(14).normal(size=(3, 5))
+    n.blobs["targets"].data[...] = np.eye(3, 5)
+    n.forward()
+    for name in ("scores", "targets"):
+        n.blobs[name].diff[...] = np.nan
+    layer = list(n._layer_names).index("metrics")
+    n._backward(layer, layer)
+    for name in ("scores", "targets"):
+        assert (n.blobs[name].diff == 0).all(), (name, n.blobs[name].diff)
