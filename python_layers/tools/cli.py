@@ -20,10 +20,17 @@ def run(name: str, main: Callable[[Sequence[str] | None], int], argv=None) -> in
     Caffe's INFO and WARNING log lines are kept out (``GLOG_minloglevel``, unless set)."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # read when pycaffe loads glog
     try:
-        return main(argv)
+        status = main(argv)
+        sys.stdout.flush()  # here, so that a closed pipe is caught, not reported at exit
+        return status
     except (UsageError, ValueError, FileNotFoundError) as why:
         print(f"{name}: error: {why}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader left (`| head`): stop quietly, and point stdout at /dev/null so that
+        # Python's flush at exit does not report the pipe again (the Python docs' recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def doc_parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -38,7 +45,12 @@ def doc_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 
 def read_classes(path: str | Path) -> list[str]:
     """``classes.txt``: one class name a line, line n (from 0) = class index n."""
-    names = Path(path).read_text(encoding="utf-8").splitlines()
+    # split at "\n" only: str.splitlines() also splits at U+2028, U+0085, \v, \f, ..., which
+    # a tag may hold, and every later class would get the next one's name
+    text = Path(path).read_text(encoding="utf-8")
+    names = [line.removesuffix("\r") for line in text.split("\n")]
+    if names[-1] == "":
+        names.pop()
     for number, name in enumerate(names, start=1):
         if not name.strip():
             raise UsageError(f"{path}:{number}: empty class name (one name a line, no blanks)")
