@@ -24,7 +24,7 @@ def test_a_tag_with_a_line_break_is_refused_at_its_line(tmp_path, capsys, separa
         encoding="utf-8",
     )
     assert convert("jsonl", tmp_path / "t.jsonl", "--out", tmp_path / "o") == 2
-    assert f"t.jsonl:2: tags: expected a tag name (non-empty text, one line" in (
+    assert "t.jsonl:2: tags: expected a tag name (non-empty text, one line" in (
         capsys.readouterr().err
     )
     assert not (tmp_path / "o").exists()  # nothing half-written
@@ -64,13 +64,38 @@ def _write(path, data: bytes) -> None:
 @pytest.mark.parametrize(
     ("kind", "name", "data", "message"),
     [
-        ("coco", "c.json", b'{"images":\n' + b"[" * 100_000 + b"]" * 100_000 + b"}", "c.json:2: JSON nested"),
-        ("jsonl", "t.jsonl", b'{"path": "a.png"}\n' + b"[" * 5000 + b"\n", "t.jsonl:2: JSON nested"),
-        ("table", "t.csv", b'path,tags\na.png,x\nb.png,"' + b"y" * 200_000 + b'"\n', "t.csv:3: not CSV (field larger"),
-        ("table", "t.csv", "path,tags\na.png,x\nb.png,caf\u00e9\n".encode("latin-1"), "t.csv:3: expected UTF-8 text, got byte 0xe9"),
-        ("jsonl", "t.jsonl", '{"path": "\u00e9.png"}\n'.encode("latin-1"), "t.jsonl:1: expected UTF-8 text"),
+        (
+            "coco",
+            "c.json",
+            b'{"images":\n' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "c.json:2: JSON nested",
+        ),
+        (
+            "jsonl",
+            "t.jsonl",
+            b'{"path": "a.png"}\n' + b"[" * 5000 + b"\n",
+            "t.jsonl:2: JSON nested",
+        ),
+        (
+            "table",
+            "t.csv",
+            b'path,tags\na.png,x\nb.png,"' + b"y" * 200_000 + b'"\n',
+            "t.csv:3: not CSV (field larger",
+        ),
+        (
+            "table",
+            "t.csv",
+            "path,tags\na.png,x\nb.png,caf\u00e9\n".encode("latin-1"),
+            "t.csv:3: expected UTF-8 text, got byte 0xe9",
+        ),
+        (
+            "jsonl",
+            "t.jsonl",
+            '{"path": "\u00e9.png"}\n'.encode("latin-1"),
+            "t.jsonl:1: expected UTF-8 text",
+        ),
     ],
-)  # fmt: skip
+)
 def test_awkward_files_give_one_line_at_file_and_line(tmp_path, capsys, kind, name, data, message):
     _write(tmp_path / name, data)
     assert convert(kind, tmp_path / name, "--out", tmp_path / "o") == 2
@@ -110,7 +135,10 @@ def test_voc_reads_its_image_sets(tmp_path):
     root = voc_folder(tmp_path, {"train": ["2008_000003", "2008_000001"], "val": ["2008_000002"]})
     out = tmp_path / "o"
     assert convert("voc", root, "--out", out, "--image-set", "train", "--order", "name") == 0
-    assert read(out / "train.txt") == ["JPEGImages/2008_000003.jpg 0 2", "JPEGImages/2008_000001.jpg 1"]  # fmt: skip
+    assert read(out / "train.txt") == [
+        "JPEGImages/2008_000003.jpg 0 2",
+        "JPEGImages/2008_000001.jpg 1",
+    ]
     classes = out / "classes.txt"
     # the image set's file itself, as VOC users pass it: the list is named after it
     argv = ["--out", out, "--classes", classes]
@@ -130,7 +158,14 @@ def test_dropped_tags_are_named_with_counts_and_a_place(tmp_path, capsys):
     (tmp_path / "classes.txt").write_text("cat\ndog\n")
     rows = "path,tags\n1.png,cat dgo\n2.png,Cat dgo\n3.png,dog\n4.png,bird\n"
     (tmp_path / "t.csv").write_text(rows)
-    argv = ["table", tmp_path / "t.csv", "--out", tmp_path / "o", "--classes", tmp_path / "classes.txt"]  # fmt: skip
+    argv = [
+        "table",
+        tmp_path / "t.csv",
+        "--out",
+        tmp_path / "o",
+        "--classes",
+        tmp_path / "classes.txt",
+    ]
     assert convert(*argv) == 0
     said = capsys.readouterr().out
     place = tmp_path / "t.csv"
