@@ -17,8 +17,12 @@ class UsageError(Exception):
 
 def run(name: str, main: Callable[[Sequence[str] | None], int], argv=None) -> int:
     """``main(argv)``, turning a UsageError, ValueError or missing file into a one-line error.
-    Caffe's INFO and WARNING log lines are kept out (``GLOG_minloglevel``, unless set)."""
-    os.environ.setdefault("GLOG_minloglevel", "2")  # read when pycaffe loads glog
+    Caffe's INFO and WARNING log lines (some 300 for a net's set-up) are kept out
+    (``GLOG_minloglevel``, unless set, or ``--verbose`` is given)."""
+    given = sys.argv[1:] if argv is None else list(argv)
+    if "--verbose" not in given:
+        # before anything imports caffe: glog reads its flags when pycaffe loads it
+        os.environ.setdefault("GLOG_minloglevel", "2")
     try:
         status = main(argv)
         sys.stdout.flush()  # here, so that a closed pipe is caught, not reported at exit
@@ -91,6 +95,9 @@ def add_model_arguments(parser) -> None:
         '256, "crop_size": 224, "mean_value": [104, 117, 123]}\' (over --net\'s)',
     )
     parser.add_argument("--root-folder", help="prepended to list paths (over the keys' own)")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show Caffe's log (its set-up: ~300 lines)"
+    )
 
 
 def deploy_path(args, folder: Path) -> Path:
