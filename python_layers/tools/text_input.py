@@ -12,7 +12,8 @@ from pathlib import Path
 from .cli import UsageError
 
 # Python's json reader recurses once per level and fails with RecursionError near 1,000
-# levels; annotations never nest more than a handful, so deeper is refused before parsing.
+# levels (fewer when called deep in a stack); the error names the line where the nesting
+# passes this depth, which annotations (a few levels) never reach.
 MAX_JSON_DEPTH = 500
 
 
@@ -58,16 +59,18 @@ def _too_deep(text: str) -> int | None:
 
 def loads(text: str, path: Path, first_line: int = 1):
     """``json.loads``, its errors (and nesting too deep to read) at ``path:line``."""
-    deep = _too_deep(text) if text.count("[") + text.count("{") > MAX_JSON_DEPTH else None
-    if deep is not None:
-        raise UsageError(
-            f"{path}:{deep + first_line - 1}: JSON nested more than {MAX_JSON_DEPTH} levels deep "
-            "(annotations nest a few levels; is this the right file?)"
-        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as why:
         raise UsageError(f"{path}:{why.lineno + first_line - 1}: not JSON ({why.msg})") from None
+    except RecursionError:
+        # only now the (slow, character by character) scan for the line: a real COCO file
+        # of hundreds of MB is never scanned
+        deep = _too_deep(text) or 1
+    raise UsageError(
+        f"{path}:{deep + first_line - 1}: JSON nested more than {MAX_JSON_DEPTH} levels deep "
+        "(annotations nest a few levels; is this the right file?)"
+    )
 
 
 def csv_rows(path: Path, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
