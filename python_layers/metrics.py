@@ -73,6 +73,14 @@ def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
 LAYER_TOPS = ("precision_at_1", "precision_at_k", "recall_at_k", "map")
 
 
+def chance_map(targets: np.ndarray) -> float:
+    """The mAP that random scores get, in expectation: a class's AP is then its share of
+    relevant samples, averaged over the classes mAP counts (those with a relevant sample)."""
+    relevant = np.asarray(targets) > 0
+    present = relevant.any(axis=0)
+    return float(relevant[:, present].mean(axis=0).mean()) if present.any() else 0.0
+
+
 def layer_metrics(scores: np.ndarray, targets: np.ndarray, k: int) -> dict[str, float]:
     """The metrics layer's four numbers, keyed by its top names (:data:`LAYER_TOPS`).
 

@@ -128,7 +128,7 @@ def score(probs: np.ndarray, labels: np.ndarray, data_dir: Path) -> dict:
         "precision_at_1": metrics.precision_at_k(probs, relevant, 1),
         "precision_at_5": metrics.precision_at_k(probs, relevant, 5),
         "rare_half_map": float(np.nanmean(ap[rare])),
-        "chance_map": float(relevant[:, present].mean(axis=0).mean()),
+        "chance_map": metrics.chance_map(relevant),
         "classes_scored": int(present.sum()),
         "rare_classes_scored": int(present[rare].sum()),
     }

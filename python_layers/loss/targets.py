@@ -29,9 +29,17 @@ def _unravel(flat_index: int, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def first_bad_dense(targets: np.ndarray) -> TargetError:
     bad = np.flatnonzero(~(np.isfinite(targets) & (targets >= 0)))[0]
+    hint = ""
+    if targets.flat[bad] == PADDING:
+        # label lists with K == C columns have the dense targets' shape, and "auto" reads
+        # that shape as dense targets
+        hint = (
+            f"; {PADDING} looks like the padding of label lists (K labels a row, padded with "
+            f'{PADDING}): set "targets": "labels" in param_str to read them so'
+        )
     return TargetError(
         f"bottom[1] (targets) holds {float(targets.flat[bad])} at position "
-        f"{_unravel(bad, targets.shape)}; dense targets must be finite and >= 0"
+        f"{_unravel(bad, targets.shape)}; dense targets must be finite and >= 0{hint}"
     )
 
 

@@ -15,13 +15,16 @@ from) and the class names in the order the source defines them.
 
 from __future__ import annotations
 
-import csv
-import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import text_input
 from .cli import UsageError
+
+# Every character str.splitlines() breaks a line at: a tag holding one would take two lines
+# of classes.txt for any reader that splits that way, shifting every later class's name.
+LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 @dataclass
@@ -39,8 +42,11 @@ class Annotations:
 
 
 def _tag(name: object, where: str) -> str:
-    if not isinstance(name, str) or not name.strip() or "\n" in name or "\r" in name:
-        raise UsageError(f"{where}: expected a tag name (non-empty text, one line), got {name!r}")
+    if not isinstance(name, str) or not name.strip() or any(c in LINE_BREAKS for c in name):
+        raise UsageError(
+            f"{where}: expected a tag name (non-empty text, one line: no line or paragraph "
+            f"separator, \\v, \\f, \\x1c-\\x1e or \\x85), got {name!r}"
+        )
     return name.strip()
 
 
@@ -49,10 +55,7 @@ def _add(seen: dict[str, None], name: str) -> None:
 
 
 def read_coco(path: Path, prefix: str = "") -> Annotations:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as why:
-        raise UsageError(f"{path}:{why.lineno}: not JSON ({why.msg})") from None
+    data = text_input.loads(text_input.read_text(path), path)
 
     def items(key: str) -> list:
         value = data.get(key) if isinstance(data, dict) else None
@@ -68,6 +71,7 @@ def read_coco(path: Path, prefix: str = "") -> Annotations:
         if not isinstance(category, dict) or not isinstance(category.get("id"), int):
             raise UsageError(f"{where}.id: expected an integer, got {category!r:.60}")
         names[category["id"]] = _tag(category.get("name"), f"{where}.name")
+    names = _distinct(names, "id ")
     by_id: dict[int, Record] = {}
     for i, image in enumerate(items("images")):
         where = f"{path}: images[{i}]"
@@ -89,11 +93,51 @@ def read_coco(path: Path, prefix: str = "") -> Annotations:
     return Annotations(list(by_id.values()), [names[key] for key in sorted(names)])
 
 
-def read_voc(root: Path, difficult: str = "include", prefix: str = "JPEGImages/") -> Annotations:
+def _distinct(names: dict, label: str) -> dict:
+    """Names two keys share made ``name (key)``, as OpenImages' own tools tell them apart."""
+    taken: dict[str, int] = {}
+    for name in names.values():
+        taken[name] = taken.get(name, 0) + 1
+    return {
+        key: f"{name} ({label}{key})" if taken[name] > 1 else name for key, name in names.items()
+    }
+
+
+def voc_image_set(root: Path, image_set: str | None) -> list[str] | None:
+    """The image ids of VOC's ``ImageSets/Main/<image_set>.txt`` (train, val, trainval,
+    test), in its order; None without an image set."""
+    if image_set is None:
+        return None
+    path = Path(root) / "ImageSets" / "Main" / f"{image_set}.txt"
+    if not path.is_file():
+        found = sorted(p.stem for p in path.parent.glob("*.txt") if "_" not in p.stem)
+        raise UsageError(f"{path}: no such image set (found: {', '.join(found) or 'none'})")
+    ids = []
+    for number, line in enumerate(text_input.lines(path), start=1):
+        fields = line.split()
+        if len(fields) > 1:  # <class>_<set>.txt has "id 1|0|-1"; the plain set only ids
+            raise UsageError(f"{path}:{number}: expected one image id a line, got {line!r:.60}")
+        ids += fields
+    return ids
+
+
+def read_voc(
+    root: Path,
+    difficult: str = "include",
+    prefix: str = "JPEGImages/",
+    image_set: str | None = None,
+) -> Annotations:
     folder = Path(root) / "Annotations" if (Path(root) / "Annotations").is_dir() else Path(root)
-    files = sorted(folder.glob("*.xml"))
+    ids = voc_image_set(root, image_set)
+    files = sorted(folder.glob("*.xml")) if ids is None else [folder / f"{i}.xml" for i in ids]
     if not files:
         raise UsageError(f"{root}: no Annotations/*.xml (a PASCAL VOC folder, e.g. VOC2012)")
+    for number, xml in enumerate(files, start=1):
+        if not xml.is_file():
+            raise UsageError(
+                f"{root}/ImageSets/Main/{image_set}.txt:{number}: image {xml.stem} has no "
+                f"{xml} (VOC's test annotations come in their own download)"
+            )
     records, seen = [], {}
     for xml in files:
         try:
@@ -115,12 +159,13 @@ def read_voc(root: Path, difficult: str = "include", prefix: str = "JPEGImages/"
 
 
 def _rows(path: Path, delimiter: str):
-    """(line number, row dict) of a CSV with a header."""
-    handle = open(path, encoding="utf-8-sig", newline="")
-    with handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        for row in reader:
-            yield reader.line_num, row, reader.fieldnames or []
+    """(line number, row dict, header) of a CSV with a header."""
+    header: list[str] | None = None
+    for number, fields in text_input.csv_rows(path, delimiter):
+        if header is None:
+            header = fields
+        elif fields:  # csv.DictReader's rule: blank rows are skipped
+            yield number, dict(zip(header, fields)), header
 
 
 def _column(row: dict, key: str, header: list, where: str) -> str:
@@ -137,17 +182,13 @@ def read_openimages(
 ) -> Annotations:
     names: dict[str, str] = {}
     if descriptions is not None:
-        with open(descriptions, encoding="utf-8-sig", newline="") as handle:
-            for number, row in enumerate(csv.reader(handle), start=1):
-                if number == 1 and row[:2] == ["LabelName", "DisplayName"]:
-                    continue
-                if len(row) < 2:
-                    raise UsageError(f"{descriptions}:{number}: expected LabelName,DisplayName")
-                names[row[0]] = _tag(row[1], f"{descriptions}:{number}")
-        taken: dict[str, int] = {}
-        for name in names.values():
-            taken[name] = taken.get(name, 0) + 1
-        names = {mid: f"{name} ({mid})" if taken[name] > 1 else name for mid, name in names.items()}
+        for number, row in text_input.csv_rows(descriptions):
+            if number == 1 and row[:2] == ["LabelName", "DisplayName"]:
+                continue
+            if len(row) < 2:
+                raise UsageError(f"{descriptions}:{number}: expected LabelName,DisplayName")
+            names[row[0]] = _tag(row[1], f"{descriptions}:{number}")
+        names = _distinct(names, "")
     images: dict[str, Record] = {}
     seen: dict[str, None] = dict.fromkeys(names.values())
     negatives = 0
@@ -211,38 +252,34 @@ def read_jsonl(
     path: Path, path_key: str = "path", tags_key: str = "tags", prefix: str = ""
 ) -> Annotations:
     records, seen = [], {}
-    with open(path, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as why:
-                raise UsageError(f"{where}: not JSON ({why.msg})") from None
-            image = item.get(path_key) if isinstance(item, dict) else None
-            if not isinstance(image, str) or not image:
-                raise UsageError(f"{where}: {path_key!r}: expected the image path, got {image!r}")
-            given = item.get(tags_key, [])
-            if isinstance(given, list):
-                given = {_tag(name, f"{where}: {tags_key}"): 1.0 for name in given}
-            if not isinstance(given, dict):
+    for number, line in enumerate(text_input.lines(path), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        item = text_input.loads(line.rstrip("\r\n"), path, number)
+        image = item.get(path_key) if isinstance(item, dict) else None
+        if not isinstance(image, str) or not image:
+            raise UsageError(f"{where}: {path_key!r}: expected the image path, got {image!r}")
+        given = item.get(tags_key, [])
+        if isinstance(given, list):
+            given = {_tag(name, f"{where}: {tags_key}"): 1.0 for name in given}
+        if not isinstance(given, dict):
+            raise UsageError(
+                f"{where}: {tags_key!r}: expected a list of tags or "
+                f"{{tag: weight}}, got {given!r:.60}"
+            )
+        tags: dict[str, float] = {}
+        for name, weight in given.items():
+            if (
+                isinstance(weight, bool)
+                or not isinstance(weight, (int, float))
+                or not (0 <= weight < float("inf"))
+            ):
                 raise UsageError(
-                    f"{where}: {tags_key!r}: expected a list of tags or "
-                    f"{{tag: weight}}, got {given!r:.60}"
+                    f"{where}: {tags_key}[{name!r}]: expected a weight >= 0, got {weight!r}"
                 )
-            tags: dict[str, float] = {}
-            for name, weight in given.items():
-                if (
-                    isinstance(weight, bool)
-                    or not isinstance(weight, (int, float))
-                    or not (0 <= weight < float("inf"))
-                ):
-                    raise UsageError(
-                        f"{where}: {tags_key}[{name!r}]: expected a weight >= 0, got {weight!r}"
-                    )
-                name = _tag(name, f"{where}: {tags_key}")
-                tags[name] = float(weight)
-                _add(seen, name)
-            records.append(Record(prefix + image, tags, where))
+            name = _tag(name, f"{where}: {tags_key}")
+            tags[name] = float(weight)
+            _add(seen, name)
+        records.append(Record(prefix + image, tags, where))
     return Annotations(records, list(seen))

@@ -17,13 +17,24 @@ class UsageError(Exception):
 
 def run(name: str, main: Callable[[Sequence[str] | None], int], argv=None) -> int:
     """``main(argv)``, turning a UsageError, ValueError or missing file into a one-line error.
-    Caffe's INFO and WARNING log lines are kept out (``GLOG_minloglevel``, unless set)."""
-    os.environ.setdefault("GLOG_minloglevel", "2")  # read when pycaffe loads glog
+    Caffe's INFO and WARNING log lines (some 300 for a net's set-up) are kept out
+    (``GLOG_minloglevel``, unless set, or ``--verbose`` is given)."""
+    given = sys.argv[1:] if argv is None else list(argv)
+    if "--verbose" not in given:
+        # before anything imports caffe: glog reads its flags when pycaffe loads it
+        os.environ.setdefault("GLOG_minloglevel", "2")
     try:
-        return main(argv)
+        status = main(argv)
+        sys.stdout.flush()  # here, so that a closed pipe is caught, not reported at exit
+        return status
     except (UsageError, ValueError, FileNotFoundError) as why:
         print(f"{name}: error: {why}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader left (`| head`): stop quietly, and point stdout at /dev/null so that
+        # Python's flush at exit does not report the pipe again (the Python docs' recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def doc_parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -38,7 +49,12 @@ def doc_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 
 def read_classes(path: str | Path) -> list[str]:
     """``classes.txt``: one class name a line, line n (from 0) = class index n."""
-    names = Path(path).read_text(encoding="utf-8").splitlines()
+    # split at "\n" only: str.splitlines() also splits at U+2028, U+0085, \v, \f, ..., which
+    # a tag may hold, and every later class would get the next one's name
+    text = Path(path).read_text(encoding="utf-8")
+    names = [line.removesuffix("\r") for line in text.split("\n")]
+    if names[-1] == "":
+        names.pop()
     for number, name in enumerate(names, start=1):
         if not name.strip():
             raise UsageError(f"{path}:{number}: empty class name (one name a line, no blanks)")
@@ -79,6 +95,9 @@ def add_model_arguments(parser) -> None:
         '256, "crop_size": 224, "mean_value": [104, 117, 123]}\' (over --net\'s)',
     )
     parser.add_argument("--root-folder", help="prepended to list paths (over the keys' own)")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show Caffe's log (its set-up: ~300 lines)"
+    )
 
 
 def deploy_path(args, folder: Path) -> Path:

@@ -33,6 +33,8 @@ from .cli import (
     transform_from,
 )
 
+CURVES = 20  # precision-recall curves drawn: the most frequent classes (beyond, unreadable)
+
 
 def _named(values: np.ndarray, names: Sequence[str]) -> dict:
     return {name: None if np.isnan(v) else float(v) for name, v in zip(names, values)}
@@ -50,6 +52,7 @@ def report(
         "images": int(probs.shape[0]),
         "classes": int(probs.shape[1]),
         "map": metrics.mean_average_precision(probs, relevant),
+        "chance_map": metrics.chance_map(relevant),  # what random scores would get
         "precision_at_k": {str(k): metrics.precision_at_k(probs, relevant, k) for k in ks},
         "recall_at_k": {str(k): metrics.recall_at_k(probs, relevant, k) for k in ks},
         "per_class_ap": _named(metrics.per_class_average_precision(probs, relevant), names),
@@ -73,8 +76,17 @@ def report(
 
 
 def plot(probs: np.ndarray, relevant: np.ndarray, names: Sequence[str], path: Path) -> None:
+    """:func:`figure` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(probs, relevant, names)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # "tight": the legend outside the axes
+    plt.close(fig)
+
+
+def figure(probs: np.ndarray, relevant: np.ndarray, names: Sequence[str]):
     """Per-class AP (sorted bars) and precision-recall curves (all classes pooled, and the
-    five most frequent classes) into one PNG."""
+    CURVES most frequent classes, each named in the legend): a matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,15 +102,20 @@ def plot(probs: np.ndarray, relevant: np.ndarray, names: Sequence[str], path: Pa
     bars.set(xlabel="average precision", title=f"per-class AP (mAP {np.nanmean(ap):.3f})")
     pooled = metrics.precision_recall_curve(probs.ravel(), relevant.ravel())
     curves.plot(pooled[1], pooled[0], color="k", label="all classes pooled")
-    for c in np.argsort(-relevant.sum(axis=0))[:5]:
+    shown = np.argsort(-relevant.sum(axis=0), kind="stable")[:CURVES]
+    for c in shown:
         precision, recall, _ = metrics.precision_recall_curve(probs[:, c], relevant[:, c])
         curves.plot(recall, precision, label=names[c], alpha=0.7)
-    curves.set(xlabel="recall", ylabel="precision", title="precision-recall", xlim=(0, 1))
+    title = "precision-recall" + (
+        f" ({len(shown)} most frequent of {len(names)} classes)" if len(shown) < len(names) else ""
+    )
+    curves.set(xlabel="recall", ylabel="precision", title=title, xlim=(0, 1))
     curves.set_ylim(0, 1.02)
-    curves.legend(fontsize=7)
+    # every plotted curve named: matplotlib's "best" placement may drop none, but a legend
+    # taller than the axes is cut, so it goes outside, one column per 20 names
+    curves.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=1 + CURVES // 20)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def parser() -> argparse.ArgumentParser:
@@ -148,7 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot:
         plot(probs, relevant, names, args.plot)
     at = " ".join(f"P@{k} {result['precision_at_k'][str(k)]:.3f}" for k in args.k)
-    print(f"{args.list}: {len(probs)} images, mAP {result['map']:.4f}, {at}", file=sys.stderr)
+    print(
+        f"{args.list}: {len(probs)} images, mAP {result['map']:.4f} (chance "
+        f"{result['chance_map']:.4f}), {at}",
+        file=sys.stderr,
+    )
     return 0
 
 

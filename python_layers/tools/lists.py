@@ -28,6 +28,8 @@ import numpy as np
 from . import annotations as readers
 from .cli import UsageError, doc_parser, read_classes, run
 
+DROPPED_SHOWN = 5  # the summary names this many of the dropped tags, the most frequent
+
 
 def vocabulary(
     data: readers.Annotations,
@@ -76,21 +78,45 @@ def summary(splits: dict[str, list[readers.Record]], classes: list[str], data) -
     ranked = sorted(classes, key=lambda name: (-counts[name], name))
     head = ", ".join(f"{name} {counts[name]}" for name in ranked[:5])
     tail = ", ".join(f"{name} {counts[name]}" for name in ranked[-5:][::-1])
-    dropped = sum(1 for r in records for tag in r.tags if tag not in index)
+    dropped = Counter(tag for r in records for tag in r.tags if tag not in index)
+    first_at = {}
+    for r in records:
+        for tag in r.tags:
+            if tag not in index:
+                first_at.setdefault(tag, r.where)
     lines = [
         f"images: {len(records)} ("
         + ", ".join(f"{name} {len(part)}" for name, part in splits.items())
         + ")",
         f"classes: {len(classes)} of {len(data.classes)} in the annotations "
-        f"({dropped} tags outside the vocabulary dropped)",
+        f"({sum(dropped.values())} tags outside the vocabulary dropped)",
         f"labels per image: mean {per_image.mean():.2f}, median {np.median(per_image):g}, "
         f"max {per_image.max()}",
         f"images without labels: {int((per_image == 0).sum())}",
         f"most frequent: {head}",
         f"least frequent: {tail}",
     ]
+    if dropped:  # name them: a misspelt or differently cased tag is found here
+        shown = dropped.most_common(DROPPED_SHOWN)
+        more = len(dropped) - len(shown)
+        lines.append(
+            "dropped tags: "
+            + ", ".join(f"{tag!r} {n} (first: {first_at[tag]})" for tag, n in shown)
+            + (f", and {more} more" if more else "")
+        )
     lines += [f"{key.replace('_', ' ')}: {value}" for key, value in data.notes.items()]
     return "\n".join(lines)
+
+
+def lowercased(data: readers.Annotations) -> None:
+    """Every tag in lower case (as Caffe's PASCAL example writes VOC's names); tags that
+    then coincide are one class, of the largest weight."""
+    data.classes = list(dict.fromkeys(name.lower() for name in data.classes))
+    for record in data.records:
+        tags: dict[str, float] = {}
+        for tag, weight in record.tags.items():
+            tags[tag.lower()] = max(weight, tags.get(tag.lower(), weight))
+        record.tags = tags
 
 
 def read(args) -> readers.Annotations:
@@ -98,7 +124,10 @@ def read(args) -> readers.Annotations:
     if args.format == "coco":
         return readers.read_coco(args.annotations, prefix)
     if args.format == "voc":
-        return readers.read_voc(args.annotations, args.difficult, prefix or "JPEGImages/")
+        root, image_set = args.annotations, args.image_set
+        if root.is_file() and root.parent.parts[-2:] == ("ImageSets", "Main"):
+            root, image_set = root.parents[2], root.stem  # VOC2012/ImageSets/Main/train.txt
+        return readers.read_voc(root, args.difficult, prefix or "JPEGImages/", image_set)
     if args.format == "openimages":
         return readers.read_openimages(args.annotations, args.descriptions, prefix, args.suffix)
     if args.format == "jsonl":
@@ -113,17 +142,20 @@ def read(args) -> readers.Annotations:
     )
 
 
-def parser() -> argparse.ArgumentParser:
-    p = doc_parser("multilabel-lists", __doc__)
-    p.add_argument(
-        "format",
-        choices=["coco", "voc", "openimages", "table", "jsonl"],
-        help="coco: instances JSON; voc: a VOC folder (Annotations/*.xml); "
-        "openimages: image-level labels CSV; table: CSV/TSV; jsonl: JSON lines",
-    )
+FORMATS = {
+    "coco": "COCO instances JSON",
+    "voc": "a PASCAL VOC folder (Annotations/*.xml, ImageSets/Main/<set>.txt)",
+    "openimages": "OpenImages image-level labels CSV",
+    "table": "CSV/TSV with a header",
+    "jsonl": "JSON lines",
+}
+
+
+def common_arguments() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
     p.add_argument("annotations", type=Path, help="the annotation file (or VOC folder)")
     p.add_argument("--out", type=Path, required=True, help="folder for the lists and classes.txt")
-    p.add_argument("--name", default="train", help="list file name (default: train)")
+    p.add_argument("--name", help="list file name (default: train; voc: the image set's name)")
     p.add_argument("--prefix", default="", help="prepended to every image path")
     p.add_argument("--classes", type=Path, help="a fixed vocabulary (classes.txt) to use")
     p.add_argument("--min-count", type=int, default=1, help="keep classes with >= N images")
@@ -138,17 +170,44 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="the split's seed (default 0)")
     p.add_argument("--drop-empty", action="store_true", help="leave out images without labels")
     p.add_argument(
+        "--lowercase",
+        action="store_true",
+        help="tags in lower case (class names are case-sensitive otherwise: Cat != cat)",
+    )
+    return p
+
+
+def parser() -> argparse.ArgumentParser:
+    p = doc_parser("multilabel-lists", __doc__)
+    formats = p.add_subparsers(
+        dest="format",
+        required=True,
+        metavar="FORMAT",
+        help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()) + " (FORMAT --help: its options)",
+    )
+    common = common_arguments()
+    sub = {
+        name: formats.add_parser(name, parents=[common], help=text, description=text)
+        for name, text in FORMATS.items()
+    }
+    sub["voc"].add_argument(
+        "--image-set",
+        help="read VOC's ImageSets/Main/<NAME>.txt (train, val, trainval, test) and only its "
+        "images; the list is then NAME.txt (passing that file as ANNOTATIONS does the same)",
+    )
+    sub["voc"].add_argument(
         "--difficult",
         choices=["include", "exclude"],
         default="include",
-        help="voc: whether difficult objects make a label (default: include)",
+        help="whether difficult objects make a label (default: include)",
     )
-    p.add_argument("--descriptions", type=Path, help="openimages: class descriptions CSV")
-    p.add_argument("--suffix", default=".jpg", help="openimages: image file suffix")
-    p.add_argument("--path-column", default="path", help="table/jsonl: the path column or key")
-    p.add_argument("--tags-column", default="tags", help="table/jsonl: the tags column or key")
-    p.add_argument("--tag-separator", help="table: between tags (default: whitespace)")
-    p.add_argument("--weights", action="store_true", help="table: tags are tag:weight")
+    sub["openimages"].add_argument("--descriptions", type=Path, help="class descriptions CSV")
+    sub["openimages"].add_argument("--suffix", default=".jpg", help="image file suffix")
+    for name in ("table", "jsonl"):
+        sub[name].add_argument("--path-column", default="path", help="the path column or key")
+        sub[name].add_argument("--tags-column", default="tags", help="the tags column or key")
+    sub["table"].add_argument("--tag-separator", help="between tags (default: whitespace)")
+    sub["table"].add_argument("--weights", action="store_true", help="tags are tag:weight")
     return p
 
 
@@ -159,6 +218,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.annotations.exists():
         raise UsageError(f"{args.annotations}: no such file or folder")
     data = read(args)
+    if args.lowercase:
+        lowercased(data)
+    if args.name is None:
+        voc_set = getattr(args, "image_set", None)
+        if args.annotations.is_file() and args.annotations.parent.name == "Main":
+            voc_set = voc_set or args.annotations.stem
+        args.name = voc_set if args.format == "voc" and voc_set else "train"
     if args.classes:
         classes = read_classes(args.classes)
         data.classes = list(dict.fromkeys([*classes, *data.classes]))
