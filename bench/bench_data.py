@@ -1,14 +1,17 @@
 """Benchmark of MultiLabelImageDataLayer (part of ``make bench``; also runs on its own).
 
 1. Images per second through decode, resize to 256x256, random crop 224, mirror, batch 64,
-   2 workers, on real-size JPEGs (500x375) written here, against PyTorch's DataLoader (2
-   worker processes) doing the same with Pillow on the same files, both in steady state
-   (no worker start-up, no batch made before the clock starts counted, no work of one side
-   left running into the other's round: see ``ours_runner`` and ``torch_runner``) (torchvision's
-   ``Resize``, ``RandomCrop``, ``RandomHorizontalFlip`` and ``ToTensor`` are these same
-   Pillow and numpy calls; torchvision itself is not installed). Interleaved rounds, the best
-   of each.
-   Also the CPU time per image (user + system, every thread or worker process).
+   2 workers, on real-size JPEGs (500x375) written here, against two peers on the same files
+   with the same worker count: PyTorch's DataLoader (2 worker processes) doing the same with
+   Pillow (what torchvision's ``Resize``, ``RandomCrop``, ``RandomHorizontalFlip`` and
+   ``ToTensor`` do on PIL images), and the DataLoader with torchvision's own tensor path
+   (``decode_jpeg``, ``v2.Resize`` with antialias off, when torchvision is installed). All in
+   steady state (no worker start-up, no batch made before the clock starts counted, no work of
+   one side left running into the other's round: see ``ours_runner`` and ``torch_runner``).
+   Interleaved rounds, the best of each. Also the CPU time per image (user + system, every
+   thread or worker process), the same layer with 1 worker (how images/s grows from 1 to 2),
+   and the floor: bare ``cv2.imdecode`` + ``cv2.resize`` + crop, mirror and float copy in a
+   loop on one thread, with no index, sampler, threads or batches (``bare_runner``).
 2. The same on large JPEGs (1600x1200): the exact path and ``fast_decode`` (libjpeg's DCT
    scaling first).
 3. The example's conv net fed by the layer (the digit collages as PNG files) against the
@@ -65,7 +68,7 @@ def cpu_seconds(pids=()) -> float:
     return total
 
 
-def ours_runner(listing: Path, fast_decode: bool = False):
+def ours_runner(listing: Path, fast_decode: bool = False, workers: int = WORKERS):
     from caffe import layers as L
 
     from python_layers.netspec import multilabel_image_data
@@ -82,8 +85,8 @@ def ours_runner(listing: Path, fast_decode: bool = False):
         mirror=True,
         shuffle=True,
         seed=1,
-        workers=WORKERS,
-        prefetch=2 * WORKERS,
+        workers=workers,
+        prefetch=AHEAD,  # whatever the worker count: the clock below takes AHEAD off it
         fast_decode=fast_decode,
     )
     n.silence = L.Silence(n.data, n.labels, ntop=0)
@@ -137,15 +140,41 @@ class _PillowDataset:
         return pixels.float().div_(255), index % 10
 
 
-def torch_runner(directory: Path):
+class _TorchvisionDataset(_PillowDataset):
+    """torchvision's tensor path: its libjpeg decode, then v2's Resize (bilinear, antialias
+    off: OpenCV's INTER_LINEAR), RandomCrop, RandomHorizontalFlip and the float conversion."""
+
+    def __init__(self, directory: Path):
+        import torch
+        from torchvision.transforms import v2
+
+        super().__init__(directory)
+        self.transform = v2.Compose(
+            [
+                v2.Resize((SIDE, SIDE), antialias=False),
+                v2.RandomCrop(CROP),
+                v2.RandomHorizontalFlip(),
+                v2.ToDtype(torch.float32, scale=True),
+            ]
+        )
+
+    def __getitem__(self, index):
+        from torchvision.io import decode_jpeg, read_file
+
+        return self.transform(decode_jpeg(read_file(str(self.paths[index])))), index % 10
+
+
+def torch_runner(directory: Path, dataset: type = _PillowDataset):
     try:
         import torch
         from torch.utils.data import DataLoader
+
+        made = dataset(directory)
     except ImportError:
         return None
     torch.set_num_threads(1)
     loader = DataLoader(
-        _PillowDataset(directory),
+        made,
         batch_size=BATCH,
         shuffle=True,
         num_workers=WORKERS,
@@ -170,12 +199,40 @@ def torch_runner(directory: Path):
     return run
 
 
+def bare_runner(directory: Path):
+    """The floor: OpenCV's decode and resize, the crop, mirror and float copy, one thread."""
+    import cv2
+
+    paths = sorted(directory.glob("*.jpg"))
+    rng = np.random.default_rng(0)
+    out = np.empty((3, CROP, CROP), np.float32)
+
+    def run() -> tuple[float, float]:
+        started, cpu = time.perf_counter(), cpu_seconds()
+        for path in paths:
+            pixels = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+            pixels = cv2.resize(pixels, (SIDE, SIDE), interpolation=cv2.INTER_LINEAR)
+            top, left = rng.integers(0, SIDE - CROP + 1, 2)
+            window = pixels[top : top + CROP, left : left + CROP].transpose(2, 0, 1)
+            np.copyto(out, window[:, :, ::-1] if rng.random() < 0.5 else window, casting="unsafe")
+        images = len(paths)
+        return images / (time.perf_counter() - started), (cpu_seconds() - cpu) / images
+
+    return run
+
+
 def images_per_second(size=(500, 375), fast: bool = False) -> dict:
     """Interleaved rounds, the best rate of each; CPU time per image from that round."""
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
         listing = write_jpegs(directory, size=size)
-        runs = {"ours": ours_runner(listing), "torch": torch_runner(directory)}
+        runs = {
+            "ours": ours_runner(listing),
+            "one_worker": ours_runner(listing, workers=1),
+            "bare": bare_runner(directory),
+            "torch": torch_runner(directory),
+            "torchvision": torch_runner(directory, _TorchvisionDataset),
+        }
         if fast:
             runs["fast"] = ours_runner(listing, fast_decode=True)
         best = {name: (0.0, 0.0) for name, run in runs.items() if run}
@@ -190,6 +247,11 @@ def images_per_second(size=(500, 375), fast: bool = False) -> dict:
     if "torch" in best:
         result["ratio"] = best["ours"][0] / best["torch"][0]
         result["cpu_ratio"] = best["ours"][1] / best["torch"][1]
+    if "torchvision" in best:
+        result["torchvision_ratio"] = best["ours"][0] / best["torchvision"][0]
+        result["torchvision_cpu_ratio"] = best["ours"][1] / best["torchvision"][1]
+    result["cpu_over_bare"] = best["ours"][1] / best["bare"][1]
+    result["two_over_one_worker"] = best["ours"][0] / best["one_worker"][0]
     if fast:
         result["fast_over_exact"] = best["fast"][0] / best["ours"][0]
     return result
@@ -252,6 +314,50 @@ def example_net_fed_by_the_layer(repeats: int = 30) -> dict:
     }
 
 
+def row_text(r: dict) -> str:
+    def side(name: str, label: str) -> str:
+        if f"{name}_images_per_s" not in r:
+            return f"{label} not installed"
+        rate, cpu = r[f"{name}_images_per_s"], r[f"{name}_cpu_ms_per_image"]
+        return f"{label} {rate:.0f} images/s ({cpu:.2f} ms CPU per image)"
+
+    ratios = [
+        f"ours/{peer} images/s {r[key]:.2f}"
+        for peer, key in (
+            ("Pillow DataLoader", "ratio"),
+            ("torchvision DataLoader", "torchvision_ratio"),
+        )
+        if key in r
+    ]
+    ratios += [
+        f"ours/{peer} CPU per image {r[key]:.2f}"
+        for peer, key in (
+            ("Pillow DataLoader", "cpu_ratio"),
+            ("torchvision DataLoader", "torchvision_cpu_ratio"),
+            ("bare OpenCV", "cpu_over_bare"),
+        )
+        if key in r
+    ]
+    ratios.append(f"2 workers/1 worker images/s {r['two_over_one_worker']:.2f}")
+    if "fast_over_exact" in r:
+        ratios.append(f"fast/exact images/s {r['fast_over_exact']:.2f}")
+    sides = [
+        side("ours", f"ours ({WORKERS} workers)"),
+        side("one_worker", "ours (1 worker)"),
+        side("fast", "fast_decode") if "fast_images_per_s" in r else None,
+        side("bare", "bare OpenCV loop (1 thread)"),
+        side("torch", "Pillow DataLoader"),
+        side("torchvision", "torchvision DataLoader"),
+    ]
+    return (
+        f"image data layer, {BATCH} JPEGs of {r['image_size'][0]}x{r['image_size'][1]} -> "
+        f"resize {SIDE} -> crop {CROP} + mirror: "
+        + "; ".join(s for s in sides if s)
+        + "\n  "
+        + ", ".join(ratios)
+    )
+
+
 def main(lines: int) -> dict:
     import bench_data_scale
 
@@ -263,26 +369,7 @@ def main(lines: int) -> dict:
         "scale": bench_data_scale.main(lines) if lines else None,
     }
     for name in ("decode_resize_crop", "large_jpeg"):
-        r = result[name]
-        torch_text = (
-            f"PyTorch DataLoader {r['torch_images_per_s']:.0f} images/s "
-            f"({r['torch_cpu_ms_per_image']:.2f} ms CPU per image), ours/torch = {r['ratio']:.2f}"
-            if "ratio" in r
-            else "PyTorch not installed"
-        )
-        fast_text = (
-            f"; fast_decode {r['fast_images_per_s']:.0f} images/s "
-            f"({r['fast_cpu_ms_per_image']:.2f} ms CPU per image), "
-            f"fast/exact = {r['fast_over_exact']:.2f}"
-            if "fast_over_exact" in r
-            else ""
-        )
-        print(
-            f"image data layer, {BATCH} JPEGs of {r['image_size'][0]}x{r['image_size'][1]} -> "
-            f"resize {SIDE} -> crop {CROP} + mirror, {WORKERS} workers: ours "
-            f"{r['ours_images_per_s']:.0f} images/s ({r['ours_cpu_ms_per_image']:.2f} ms CPU "
-            f"per image){fast_text}; {torch_text}"
-        )
+        print(row_text(result[name]))
     net = result["example_net"]
     print(
         f"example net fed by the layer: {net['layer_ms']:.2f} ms per iteration vs "

@@ -41,3 +41,26 @@ def test_torch_measures_after_its_warm_up(tiny):
     run()  # warm-up: starts the (persistent) workers
     rate, cpu = run()
     assert rate > 0 and cpu > 0
+
+
+def test_torchvision_measures_after_its_warm_up(tiny):
+    pytest.importorskip("torchvision")
+    run = bench_data.torch_runner(tiny.parent, bench_data._TorchvisionDataset)
+    run()
+    rate, cpu = run()
+    assert rate > 0 and cpu > 0
+    pixels, _ = bench_data._TorchvisionDataset(tiny.parent)[0]  # the layer's crop, as floats
+    assert pixels.shape == (3, bench_data.CROP, bench_data.CROP) and pixels.max() <= 1
+
+
+def test_bare_loop_reads_every_image(tiny, monkeypatch):
+    read, fromfile = [], bench_data.np.fromfile
+
+    def counted(path, dtype):
+        read.append(path)
+        return fromfile(path, dtype)
+
+    monkeypatch.setattr(bench_data.np, "fromfile", counted)
+    rate, cpu = bench_data.bare_runner(tiny.parent)()
+    assert rate > 0 and cpu > 0
+    assert len(read) == bench_data.IMAGES  # the rate's count is the images read
