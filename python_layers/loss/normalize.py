@@ -1,5 +1,8 @@
 """Every normalisation rule, once: the divisor Z, the class weights' sum and the mass label
-smoothing adds. The CPU kernels and the CUDA kernels both take what these functions give.
+smoothing adds. The CPU kernels take what these functions give; the CUDA kernels take the rule
+(:func:`divisor_rule`) and the weights' sum from here but hold a copy in C++ of the divisor's
+clamp and of the per-position counts (Z's share, the smoothing mass), which
+``tests/test_device_engine.py`` holds to the CPU engine for every normalization.
 
 Z is either fixed by the layout (``"full"``: all positions, ``"batch_size"``: the dims before
 the class axis, ``"none"``: 1), or counted by the pass: the valid positions (``"valid"``), or

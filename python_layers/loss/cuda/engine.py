@@ -4,9 +4,10 @@ The engine takes device addresses (Caffe's ``_gpu_data_ptr`` / ``_gpu_diff_ptr``
 scores never leave the GPU: forward is two kernel launches (three with the probabilities) and
 one read of four doubles (the loss and a bad-input code), which is also where it waits for the
 GPU; backward is one launch, from the inputs and the per-position statistics forward kept.
-The math is :mod:`python_layers.loss.engine`'s; on bad input nothing is written and
-:class:`DeviceInputError` is raised, so that the caller can word the error with the CPU
-engine's checks (the same message as on the CPU).
+The math is :mod:`python_layers.loss.engine`'s (the kernels take Z's rule from
+:mod:`..normalize` and hold a C++ copy of its clamp and counts: docs/loss.md); on bad input
+nothing is written and :class:`DeviceInputError` is raised, so that the caller can word the
+error with the CPU engine's checks (the same message as on the CPU).
 
 A backend launches the kernels and owns the small buffers: :mod:`.cupy_backend` on a GPU;
 the tests drive the same kernels, compiled for the host, through their own backend.
