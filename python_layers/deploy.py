@@ -16,7 +16,6 @@ other loss layers; a ``prob`` top is added (Softmax of the loss's scores; Sigmoi
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Union
 
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
+
+from .params import read_param_str
 
 INPUT_NAME = "input"
 _DATA_MODULE = "python_layers.multilabel_data"
@@ -72,7 +73,8 @@ def data_params(layer: caffe_pb2.LayerParameter) -> dict:
             f"layer {layer.name!r} (type {layer.type}) is not a MultiLabelImageDataLayer; "
             "give the image transform keys yourself"
         )
-    return json.loads(layer.python_param.param_str or "{}")
+    # As the layer reads it (JSON or a Python dict literal): a net that trains deploys.
+    return read_param_str(layer.python_param.param_str, f"layer {layer.name!r}")
 
 
 def _is_loss(layer: caffe_pb2.LayerParameter) -> bool:

@@ -23,7 +23,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from .params import multilabel_data_params
+from .params import multilabel_data_params, read_param_str
 
 TRANSFORM_KEYS = (
     "root_folder",
@@ -39,9 +39,14 @@ Transform = Union[dict, str, None]
 
 
 def transform_params(transform: Transform) -> dict[str, Any]:
-    """The image keys of a data layer's param_str (dict or JSON text), checked as the layer
-    checks them; keys about lists, batches and sampling are dropped."""
-    given = json.loads(transform) if isinstance(transform, str) else dict(transform or {})
+    """The image keys of a data layer's param_str (a dict, or its text: JSON or a Python dict
+    literal, as the layer reads it), checked as the layer checks them; keys about lists,
+    batches and sampling are dropped."""
+    given = (
+        read_param_str(transform, "transform")
+        if isinstance(transform, str)
+        else dict(transform or {})
+    )
     kept = {key: given[key] for key in TRANSFORM_KEYS if key in given}
     multilabel_data_params(json.dumps({"source": "-", "classes": 1, "batch_size": 1, **kept}))
     return kept
