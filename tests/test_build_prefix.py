@@ -179,6 +179,7 @@ def test_two_builds_into_an_empty_cache_at_once_build_once(tmp_path, pinned_tarb
     """The second waits on the first's lock, then reuses its finished build."""
     count, prefix = tmp_path / "configured", tmp_path / "cache" / "caffe"
     env = fake_cmake(tmp_path, STUB_BUILD % {"count": count})
+    env.pop("CAFFE_GPU", None)  # the stub installs a CPU pycaffe (no get_mode): CI's CUDA stage
     env.update(CAFFE_PREFIX=str(prefix), CAFFE_SOURCE_TARBALL=str(pinned_tarball),
                XDG_CACHE_HOME=str(tmp_path / "cache"))  # fmt: skip
     run = dict(env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
