@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -52,6 +53,9 @@ def test_the_pr_legend_names_every_plotted_class():
     assert f"{evaluate.CURVES} most frequent of 30 classes" in fig.axes[1].get_title()
 
 
+NO_GPU_NOTICE = re.compile(r"Cannot create Cublas handle|Logging before InitGoogleLogging")
+
+
 @pytest.mark.caffe
 @pytest.mark.parametrize("verbose", [False, True])
 def test_model_commands_keep_caffes_log_out_unless_verbose(model, tmp_path, verbose):  # noqa: F811
@@ -71,9 +75,12 @@ def test_model_commands_keep_caffes_log_out_unless_verbose(model, tmp_path, verb
         )
         assert done.returncode == 0, done.stderr[-2000:]
         caffe_lines = [line for line in done.stderr.splitlines() if "net.cpp:" in line]
+        # A CUDA build of Caffe on a machine without a GPU (CI's CUDA stage) logs this error
+        # at start-up whatever the level; quiet keeps errors, so it stays, and is not counted.
+        other_lines = [ln for ln in done.stderr.splitlines() if not NO_GPU_NOTICE.search(ln)]
         if verbose:
             assert len(caffe_lines) > 20, done.stderr
         else:
-            assert caffe_lines == [] and len(done.stderr.splitlines()) <= 1, done.stderr
+            assert caffe_lines == [] and len(other_lines) <= 1, done.stderr
     said = json.loads((tmp_path / "r.json").read_text())
     assert 0 < said["chance_map"] < said["map"]
