@@ -2,7 +2,7 @@
 
 - :mod:`.list_file`: image list files (``path label label ...`` or ``path label:weight ...``),
   parsed a block of lines at a time, with ``file:line`` errors.
-- :mod:`.index` (built by :mod:`.index_build`, ahead of time by :mod:`.build_index`): a list
+- :mod:`.index` (built by :mod:`.index_writer`, ahead of time by :mod:`.build_index`): a list
   file's memory-mapped index (paths, label CSR, per-class CSR), cached and shared.
 - :mod:`.order`: a keyed bijection on [0, N) (Feistel, cycle-walking): a shuffled epoch.
 - :mod:`.sampler`: which images make global batch b: a pure function of (seed, b), for the
