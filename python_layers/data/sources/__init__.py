@@ -41,6 +41,8 @@ def kinds() -> dict[str | None, ModuleType]:
     found: dict[str | None, ModuleType] = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
+        if not hasattr(module, "SELECTED_BY") or not hasattr(module, "from_params"):
+            raise AssertionError(f"{module.__name__}: a source names SELECTED_BY and from_params")
         if module.SELECTED_BY in found:
             raise AssertionError(f"two sources are selected by {module.SELECTED_BY!r}")
         found[module.SELECTED_BY] = module
