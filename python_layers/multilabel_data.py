@@ -93,10 +93,7 @@ class MultiLabelImageDataLayer(caffe.Layer):
             skip_bad_images=p["on_bad_image"] == "skip",
         )
         try:
-            if p["lmdb"]:
-                source = sources.Lmdb(p["lmdb"], images, _datum)
-            else:
-                source = sources.Files(images, p["root_folder"])
+            source = sources.open_source(p, images, _datum)  # files, or what a key selects
             self.maker = batches.BatchMaker(images, source, transform, plan)
         except (transforms.BadImageError, ValueError) as why:
             raise ValueError(f"{LAYER}: {why}") from None

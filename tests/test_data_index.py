@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from paths import REPO
 
-from python_layers.data import index, index_build
+from python_layers.data import index, index_writer
 from python_layers.data.list_file import ListFileError
 
 
@@ -78,7 +78,7 @@ def test_random_lists_in_tiny_blocks_equal_the_line_by_line_reading(tmp_path, mo
         lines.append("" if kind == 2 else f"{i}/img_{i}.jpg " + " ".join(tokens) + comment)
     text = "\n".join(lines)  # no newline at the end
     for block_bytes, name in ((13, "tiny.txt"), (1 << 23, "whole.txt")):
-        monkeypatch.setattr(index_build, "BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(index_writer, "BLOCK_BYTES", block_bytes)
         built = index.open_index(write(tmp_path, text, name))
         assert_matches(built, text)
         assert built.weights is not None
@@ -146,7 +146,7 @@ def test_an_interrupted_build_leaves_nothing_that_is_reused(tmp_path, monkeypatc
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(index_build, "_members", interrupted)
+    monkeypatch.setattr(index_writer, "_members", interrupted)
     with pytest.raises(KeyboardInterrupt):
         index.open_index(path)
     target = index.index_path(path)
@@ -260,12 +260,12 @@ def test_class_groups_spilled_to_files_give_the_same_index(tmp_path, monkeypatch
     text = "\n".join(lines) + "\n"
     whole = index.open_index(write(tmp_path, text, "whole.txt"))
     bounds = []
-    groups = index_build.class_groups
+    groups = index_writer.class_groups
     monkeypatch.setattr(
-        index_build, "class_groups", lambda *a: bounds.append(groups(*a)) or bounds[-1]
+        index_writer, "class_groups", lambda *a: bounds.append(groups(*a)) or bounds[-1]
     )
-    monkeypatch.setattr(index_build, "MEMBERS_BYTES", 512)  # 128 images a group
-    monkeypatch.setattr(index_build, "CHUNK", 700)  # several chunks, so several runs a group
+    monkeypatch.setattr(index_writer, "MEMBERS_BYTES", 512)  # 128 images a group
+    monkeypatch.setattr(index_writer, "CHUNK", 700)  # several chunks, so several runs a group
     grouped = index.open_index(write(tmp_path, text, "grouped.txt"))
     assert len(bounds[0]) > 20  # the spilled path, with many groups
     assert (np.diff(bounds[0]) > 0).all() and bounds[0][-1] == len(grouped.class_offsets) - 1
@@ -277,13 +277,13 @@ def test_class_groups_spilled_to_files_give_the_same_index(tmp_path, monkeypatch
 
 def test_class_groups_respect_the_budget_and_the_file_cap(monkeypatch):
     offsets = np.concatenate([[0], np.cumsum([5, 1, 300, 2, 2, 2, 0, 7])])
-    monkeypatch.setattr(index_build, "MEMBERS_BYTES", 40)  # 10 uint32 images
-    bounds = index_build.class_groups(offsets, 4)
+    monkeypatch.setattr(index_writer, "MEMBERS_BYTES", 40)  # 10 uint32 images
+    bounds = index_writer.class_groups(offsets, 4)
     sizes = np.diff(offsets[bounds])
     assert bounds[0] == 0 and bounds[-1] == 8
     assert all(s <= 10 or n == 1 for s, n in zip(sizes, np.diff(bounds)))  # big class alone
-    monkeypatch.setattr(index_build, "MAX_GROUPS", 4)
-    assert len(index_build.class_groups(offsets, 4)) - 1 <= 4
+    monkeypatch.setattr(index_writer, "MAX_GROUPS", 4)
+    assert len(index_writer.class_groups(offsets, 4)) - 1 <= 4
 
 
 def test_the_build_index_command_says_built_or_reused_and_exits_2_on_bad_labels(tmp_path, capsys):

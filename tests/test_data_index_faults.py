@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from paths import REPO
 
-from python_layers.data import index, index_build, index_file
+from python_layers.data import index, index_file, index_writer
 
 SECOND = 10**9
 
@@ -123,11 +123,11 @@ def test_the_checksums_are_checked_once_per_process(tmp_path, monkeypatch):
 
 CLI_WITH_FAULT = """
 import errno, sys
-from python_layers.data import build_index, index_build
+from python_layers.data import build_index, index_writer
 if sys.argv[1] == "full":
     def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
-    index_build._copy = full
+    index_writer._copy = full
 sys.exit(build_index.main(sys.argv[2:]))
 """
 
@@ -232,7 +232,7 @@ def test_an_interrupted_build_still_leaves_nothing(tmp_path, monkeypatch):
     assert not index.index_path(path).exists()
     monkeypatch.undo()
     assert len(index.open_index(path)) == 1
-    assert index_build.HEADER_BYTES == index_file.HEADER_BYTES
+    assert index_writer.HEADER_BYTES == index_file.HEADER_BYTES
 
 
 def test_an_index_built_before_the_checks_is_rebuilt(tmp_path):

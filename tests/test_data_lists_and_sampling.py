@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sampling import resampled_batch
 
 from python_layers.data import order, sampler
 
@@ -35,7 +36,7 @@ def test_a_batch_is_a_pure_function_of_seed_and_index(sampling):
     def batch(seed, b):
         if sampling == "natural":
             return sampler.natural_batch(b, 8, 50, seed, shuffle=True)
-        return sampler.resampled_batch(b, 8, seed, probabilities, per_class)
+        return resampled_batch(b, 8, seed, probabilities, per_class)
 
     later_first = [batch(1, b) for b in (7, 3, 0)][::-1]  # any order of asking
     assert all((x == y).all() for x, y in zip(later_first, [batch(1, b) for b in (0, 3, 7)]))
@@ -66,7 +67,7 @@ def test_resampled_class_frequencies_follow_the_formula(sampling):
     expected = np.array(KNOWN_PROBABILITIES[sampling])
     np.testing.assert_allclose(probabilities, expected, rtol=1e-12)
     draws = np.concatenate(
-        [sampler.resampled_batch(b, 1000, 9, probabilities, per_class) for b in range(100)]
+        [resampled_batch(b, 1000, 9, probabilities, per_class) for b in range(100)]
     )
     frequencies = np.bincount(np.searchsorted(starts, draws, side="right") - 1, minlength=6)
     frequencies = frequencies / draws.size

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from paths import REPO
 
-from python_layers.data import index_build, order
+from python_layers.data import index_writer, order
 from python_layers.loss import fused_positions, numba_parts, targets
 from python_layers.loss.cuda import engine as cuda_engine
 
@@ -27,7 +27,7 @@ def largest_label_of(dtype) -> int:
     fits, wider = 0, 2**40  # _smallest(fits) is at most dtype, _smallest(wider) wider than it
     while wider - fits > 1:
         middle = (fits + wider) // 2
-        if index_build._smallest(middle).itemsize > width:
+        if index_writer._smallest(middle).itemsize > width:
             wider = middle
         else:
             fits = middle
@@ -52,24 +52,29 @@ QUOTED = [
     ),
     (
         "docs/data_scale.md",
-        r"(\d+) MiB \(`index_build\.MEMBERS_BYTES`",
-        lambda: index_build.MEMBERS_BYTES,
+        r"(\d+) MiB \(`index_writer\.MEMBERS_BYTES`",
+        lambda: index_writer.MEMBERS_BYTES,
         MIB,
     ),
     (
         "docs/data_scale.md",
         r"a class group's lists: (\d+) MiB",
-        lambda: index_build.MEMBERS_BYTES,
+        lambda: index_writer.MEMBERS_BYTES,
         MIB,
     ),
-    ("docs/data_scale.md", r"at most (\d+) groups", lambda: index_build.MAX_GROUPS, 1),
+    ("docs/data_scale.md", r"at most (\d+) groups", lambda: index_writer.MAX_GROUPS, 1),
     (
         "docs/data_scale.md",
         r"so that (\d+) groups hold them all",
-        lambda: index_build.MAX_GROUPS,
+        lambda: index_writer.MAX_GROUPS,
         1,
     ),
-    ("docs/data_scale.md", r"parsing in blocks of (\d+) MiB", lambda: index_build.BLOCK_BYTES, MIB),
+    (
+        "docs/data_scale.md",
+        r"parsing in blocks of (\d+) MiB",
+        lambda: index_writer.BLOCK_BYTES,
+        MIB,
+    ),
     (
         "docs/data_scale.md",
         r"uint8 while\s+the largest label is at most ([\d,]+)",

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import sampler, transforms
 from .index import Index
-from .sources import Files, Lmdb
+from .sources import Source
 
 # At exit, Python ends daemon threads that come back from C code with a forced unwind; one that
 # comes back through OpenCV's C++ wrapper (whose catch (...) swallows it) aborts the process
@@ -71,14 +71,12 @@ class Batch:
 
 
 class BatchMaker:
-    def __init__(
-        self, images: Index, source: Files | Lmdb, transform: transforms.Transform, plan: Plan
-    ):
+    def __init__(self, images: Index, source: Source, transform: transforms.Transform, plan: Plan):
         self.images, self.source, self.transform, self.plan = images, source, transform, plan
-        if plan.sampling != "natural":
-            counts = images.class_counts(plan.classes)
-            probabilities = sampler.class_probabilities(counts, plan.sampling)
-            self.sampler = sampler.ClassSampler(probabilities, images.class_offsets, images.members)
+        self.sampler = sampler.choose(
+            plan.sampling, images, batch_size=plan.global_batch, seed=plan.seed,
+            shuffle=plan.shuffle, classes=plan.classes, rank=plan.rank, ranks=plan.ranks,
+        )  # fmt: skip
         self.shape = self._input_shape()
 
     def _input_shape(self) -> tuple[int, int, int]:
@@ -97,12 +95,7 @@ class BatchMaker:
 
     def indices(self, b: int) -> np.ndarray:
         """This rank's image indices in global batch b."""
-        p = self.plan
-        if p.sampling == "natural":
-            batch = sampler.natural_batch(b, p.global_batch, len(self.images), p.seed, p.shuffle)
-        else:
-            batch = self.sampler(b, p.global_batch, p.seed)
-        return sampler.rank_part(batch, p.rank, p.ranks)
+        return self.sampler.batch(b)
 
     def randoms(self, b: int) -> np.ndarray:
         """(B, 3) uniform numbers (crop row, crop column, mirror) for this rank's images."""

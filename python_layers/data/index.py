@@ -72,10 +72,14 @@ class Index:
     def __len__(self) -> int:
         return int(self.header["images"])
 
+    def raw_path(self, index: int) -> bytes:
+        """Image ``index``'s path as the list's bytes (what an LMDB key holds)."""
+        start, end = self.path_offsets[index], self.path_offsets[index + 1]
+        return self.path_bytes[start:end].tobytes()
+
     def path(self, index: int) -> str:
         """Image ``index``'s path as written in the list (bytes the file system gets back)."""
-        start, end = self.path_offsets[index], self.path_offsets[index + 1]
-        return os.fsdecode(self.path_bytes[start:end].tobytes())
+        return os.fsdecode(self.raw_path(index))
 
     def where(self, index: int) -> str:
         """``file:line`` of image ``index``, for error messages."""

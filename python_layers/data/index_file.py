@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .index_build import write_index
+from .index_writer import write_index
 from .list_file import BOM, ListFileError
 
 FORMAT = 1  # in the layer's resume fingerprint: the arrays' layout, unchanged by the checks

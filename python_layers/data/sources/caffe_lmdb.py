@@ -1,4 +1,4 @@
-"""Where an image's bytes come from: a file under ``root_folder``, or a Caffe LMDB.
+"""Images from a Caffe LMDB (``"lmdb": path``).
 
 An LMDB is read as Caffe's ``convert_imageset`` writes it: image i of the list given to it
 (without ``--shuffle``) under the key ``"%08d_<path>"``, its value a ``Datum`` holding the
@@ -15,21 +15,10 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from .decode import BadImageError, Encoded
-from .index import Index
+from ..decode import BadImageError, Encoded
+from ..index import Index
 
-
-class Files:
-    """Images as files: ``root_folder`` joined with the list's path."""
-
-    def __init__(self, images: Index, root: str):
-        self.images, self.root = images, root
-
-    def name(self, index: int) -> str:
-        return os.path.join(self.root, self.images.path(index))
-
-    def read(self, index: int) -> Encoded:
-        return self.name(index)
+SELECTED_BY = "lmdb"  # the param_str key whose value, the LMDB's path, selects this source
 
 
 class Lmdb:
@@ -57,12 +46,7 @@ class Lmdb:
             )
 
     def key(self, index: int) -> bytes:
-        return (
-            f"{index:08d}_".encode()
-            + self.images.path_bytes[
-                self.images.path_offsets[index] : self.images.path_offsets[index + 1]
-            ].tobytes()
-        )
+        return f"{index:08d}_".encode() + self.images.raw_path(index)  # as convert_imageset
 
     def name(self, index: int) -> str:
         return f"{self.path}[{self.key(index).decode('utf-8', 'replace')}]"
@@ -82,3 +66,7 @@ class Lmdb:
             return self.parse_datum(value)
         except Exception as why:  # a value that is not a Datum
             raise BadImageError(f"not a Caffe Datum ({type(why).__name__}: {why})") from None
+
+
+def from_params(params: dict, images: Index, parse_datum: Callable[[bytes], Encoded]) -> Lmdb:
+    return Lmdb(params[SELECTED_BY], images, parse_datum)
