@@ -17,7 +17,7 @@ layer {{
 
 @pytest.mark.caffe
 def test_deploy_reads_a_python_dict_literal(caffe, tmp_path):
-    from python_layers.deploy import data_layer, data_params
+    from python_layers.deploy_net import data_layer, data_params
 
     (tmp_path / "net.prototxt").write_text(NET)
     keys = data_params(data_layer(tmp_path / "net.prototxt"))

@@ -110,7 +110,7 @@ def test_lists_round_trip_through_the_data_layer(model, caffe):
 
 
 def test_deploy_net_loads_the_snapshot_and_gives_the_test_nets_probabilities(model, caffe):
-    from python_layers.deploy import data_layer, data_params, deploy_net
+    from python_layers.deploy_net import data_layer, data_params, deploy_net
     from python_layers.inference import Predictor
 
     folder, _ = model
@@ -136,7 +136,7 @@ def test_deploy_net_loads_the_snapshot_and_gives_the_test_nets_probabilities(mod
 
 def test_an_input_named_like_the_data_layer_cannot_load_the_snapshot(model, tmp_path):
     """The trap the helper avoids: Caffe aborts (issue 18, item 5)."""
-    from python_layers.deploy import deploy_net
+    from python_layers.deploy_net import deploy_net
 
     folder, _ = model
     trap = deploy_net(folder / "train_val.prototxt")  # its Input then renamed as the data layer
@@ -173,7 +173,7 @@ def test_deploy_command_writes_the_same_net(model, tmp_path):
 
 
 def test_evaluate_command_reports_the_nets_numbers(model, tmp_path):
-    from python_layers.deploy import data_layer, data_params
+    from python_layers.deploy_net import data_layer, data_params
     from python_layers.inference import Predictor
     from python_layers.tools import evaluate, scoring
 
@@ -225,7 +225,7 @@ def test_evaluate_command_reports_the_nets_numbers(model, tmp_path):
 
 
 def test_predict_command_top_k_and_thresholds(model, tmp_path, capsys):
-    from python_layers.deploy import data_layer, data_params
+    from python_layers.deploy_net import data_layer, data_params
     from python_layers.inference import Predictor
     from python_layers.tools import predict
 

@@ -65,7 +65,7 @@ def transform_from(args) -> dict:
     """The image transform keys: from ``--net`` (its TEST data layer) and/or ``--transform``."""
     keys: dict = {}
     if getattr(args, "net", None):
-        from ..deploy import data_layer, data_params
+        from ..deploy_net import data_layer, data_params
 
         keys.update(data_params(data_layer(args.net)))
     if getattr(args, "transform", None):
@@ -106,7 +106,7 @@ def deploy_path(args, folder: Path) -> Path:
         return Path(args.deploy)
     if not args.net:
         raise UsageError("give --deploy (a deploy prototxt) or --net (the train prototxt)")
-    from ..deploy import deploy_net
+    from ..deploy_net import deploy_net
 
     path = folder / "deploy.prototxt"
     path.write_text(str(deploy_net(args.net)), encoding="utf-8")
