@@ -270,6 +270,26 @@ def test_predict_command_top_k_and_thresholds(model, tmp_path, capsys):
     assert "nope.png: no such file or folder" in capsys.readouterr().err
 
 
+def test_predict_reads_a_list_with_a_bom_as_without(model, tmp_path, capsys):
+    """--list is read as the data layer reads a list (a UTF-8 byte-order mark, as Windows'
+    Notepad saves, ignored; before, the first path kept it and the image was not found)."""
+    from python_layers.tools import predict
+
+    folder, _ = model
+    plain = (folder / "val.txt").read_bytes()
+    (tmp_path / "plain.txt").write_bytes(plain)
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + plain)
+    common = ["--net", str(folder / "train_val.prototxt"), "--classes", str(folder / "classes.txt")]
+    common += ["--weights", str(folder / "bands.caffemodel"), "--quiet"]  # the deploy net: --net's
+    outputs = []
+    for name in ("plain.txt", "bom.txt"):
+        argv = [*common, "--list", str(tmp_path / name)]
+        assert run("multilabel-predict", predict.main, argv) == 0, capsys.readouterr().err
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0].splitlines()) == len(plain.splitlines())
+
+
 def doc_blocks(name: str, language: str) -> list[str]:
     text = (REPO / "docs" / name).read_text(encoding="utf-8")
     return re.findall(rf"```{language}\n(.*?)```", text, re.S)
