@@ -19,7 +19,7 @@ reads it and passes it to :meth:`InputSpec.transform_with`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -64,16 +64,11 @@ class InputSpec:
             )
         if means and p["mean_file"]:
             raise ValueError("give mean_value or mean_file, not both (as Caffe)")
-        transform = Transform(
-            new_height=p["new_height"],
-            new_width=p["new_width"],
-            is_color=p["is_color"],
-            crop_size=p["crop_size"],
-            mirror=p["mirror"],
-            mean_value=means * (channels if len(means) == 1 else 1),
-            scale=p["scale"],
-            fast_decode=p["fast_decode"],
-        )
+        # A key named as a Transform field is that field (a new transform key: its Key in
+        # params.py and its field in transforms.py; nothing here unless it changes the shape).
+        named = {f.name: p[f.name] for f in fields(Transform) if f.name in p}
+        named["mean_value"] = means * (channels if len(means) == 1 else 1)
+        transform = Transform(**named)
         return cls(transform, p["batch_size"], p["root_folder"], p["mean_file"])
 
     @classmethod
