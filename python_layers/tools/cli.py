@@ -51,7 +51,8 @@ def read_classes(path: str | Path) -> list[str]:
     """``classes.txt``: one class name a line, line n (from 0) = class index n."""
     # split at "\n" only: str.splitlines() also splits at U+2028, U+0085, \v, \f, ..., which
     # a tag may hold, and every later class would get the next one's name
-    text = Path(path).read_text(encoding="utf-8")
+    # "utf-8-sig": a byte-order mark (Notepad's) is not part of class 0's name, as list files
+    text = Path(path).read_text(encoding="utf-8-sig")
     names = [line.removesuffix("\r") for line in text.split("\n")]
     if names[-1] == "":
         names.pop()
