@@ -6,7 +6,8 @@
 
 ``transform`` is the data layer's own param_str keys (a dict or its JSON): the image keys
 (``new_height``, ``new_width``, ``is_color``, ``crop_size``, ``mean_value``, ``mean_file``,
-``scale``, ``root_folder``) are used, the others ignored. Images are read by a
+``scale``, ``root_folder``: :data:`python_layers.data.input_spec.IMAGE_KEYS`) are used, and
+checked as the layer checks them; the others are ignored. Images are read by a
 ``MultiLabelImageDataLayer`` in the TEST phase (centred crop, no mirror), so what the deploy
 net sees is exactly what the TEST net saw.
 """
