@@ -6,7 +6,8 @@
 
 ``transform`` is the data layer's own param_str keys (a dict or its JSON): the image keys
 (``new_height``, ``new_width``, ``is_color``, ``crop_size``, ``mean_value``, ``mean_file``,
-``scale``, ``root_folder``) are used, the others ignored. Images are read by a
+``scale``, ``root_folder``: :data:`python_layers.data.input_spec.IMAGE_KEYS`) are used, and
+checked as the layer checks them; the others are ignored. Images are read by a
 ``MultiLabelImageDataLayer`` in the TEST phase (centred crop, no mirror), so what the deploy
 net sees is exactly what the TEST net saw.
 """
@@ -23,18 +24,10 @@ from typing import Any, Union
 
 import numpy as np
 
+from .data import index, list_file
+from .data.input_spec import IMAGE_KEYS, InputSpec
 from .params import multilabel_data_params, read_param_str
 
-TRANSFORM_KEYS = (
-    "root_folder",
-    "new_height",
-    "new_width",
-    "is_color",
-    "crop_size",
-    "mean_value",
-    "mean_file",
-    "scale",
-)
 Transform = Union[dict, str, None]
 
 
@@ -47,31 +40,22 @@ def transform_params(transform: Transform) -> dict[str, Any]:
         if isinstance(transform, str)
         else dict(transform or {})
     )
-    kept = {key: given[key] for key in TRANSFORM_KEYS if key in given}
-    multilabel_data_params(json.dumps({"source": "-", "classes": 1, "batch_size": 1, **kept}))
+    kept = {key: given[key] for key in IMAGE_KEYS if key in given}
+    checked = multilabel_data_params(
+        json.dumps({"source": "-", "classes": 1, "batch_size": 1, **kept})
+    )
+    try:  # the layer's checks, before any image is read
+        InputSpec.from_params(checked)
+    except ValueError as why:
+        raise ValueError(f"transform: {why}") from None
     return kept
 
 
-def _list_line(path: str) -> str:
-    if not path or any(ch.isspace() for ch in path) or "#" in path:
-        raise ValueError(
-            f"image path {path!r}: list files cannot hold an empty path, whitespace or '#'; "
-            "rename the file or link it under a plain name"
-        )
-    return path + "\n"
-
-
 def _scan(source: str | Path) -> tuple[int, int, bool]:
-    """(images, most labels on a line, whether any label has a weight) of a list file."""
-    count, widest, weighted = 0, 1, False
-    with open(source, encoding="utf-8-sig") as handle:
-        for line in handle:
-            tokens = line.split("#", 1)[0].split()
-            if tokens:
-                count += 1
-                widest = max(widest, len(tokens) - 1)
-                weighted = weighted or any(":" in token for token in tokens[1:])
-    return count, widest, weighted
+    """(images, most labels on a line, whether any label has a weight) of a list file, from
+    its index (the one the data layer then maps)."""
+    images = index.open_index(source)
+    return len(images), max(1, int(images.header["max_count"])), images.weights is not None
 
 
 def list_batches(
@@ -119,7 +103,7 @@ def preprocess_batches(
     with tempfile.TemporaryDirectory(prefix="images-") as folder:
         source = os.path.join(folder, "images.txt")
         with open(source, "w", encoding="utf-8") as handle:
-            handle.writelines(_list_line(str(path)) for path in paths)
+            handle.writelines(list_file.line(str(path)) for path in paths)
         for data, _ in list_batches(source, transform, 1, batch_size, workers):
             yield data
 

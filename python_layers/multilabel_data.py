@@ -35,7 +35,7 @@ import sys
 import caffe
 import numpy as np
 
-from .data import batches, index, sampler, sources, transforms
+from .data import batches, index, input_spec, sampler, sources, transforms
 from .errors import reports_errors
 from .params import multilabel_data_params
 
@@ -113,35 +113,11 @@ class MultiLabelImageDataLayer(caffe.Layer):
             top[2].reshape(plan.batch_size, width)
 
     def _transform(self, p) -> transforms.Transform:
-        channels = 3 if p["is_color"] else 1
-        if p["mean_value"] and len(p["mean_value"]) not in (1, channels):
-            raise ValueError(
-                f"{LAYER}: param_str key 'mean_value' has {len(p['mean_value'])} values; "
-                f"expected 1 or {channels} (one per channel, BGR)"
-            )
-        if p["mean_value"] and p["mean_file"]:
-            raise ValueError(f"{LAYER}: give mean_value or mean_file, not both (as Caffe)")
-        mean = None
-        if p["mean_file"]:
-            blob = caffe.proto.caffe_pb2.BlobProto()
-            try:
-                with open(p["mean_file"], "rb") as handle:
-                    blob.ParseFromString(handle.read())
-                mean = caffe.io.blobproto_to_array(blob)[0].astype(np.float32)
-            except Exception as why:  # unreadable, or not a BlobProto
-                raise ValueError(f"{LAYER}: mean_file {p['mean_file']}: {why}") from None
-        values = tuple(p["mean_value"]) * (channels if len(p["mean_value"]) == 1 else 1)
-        return transforms.Transform(
-            new_height=p["new_height"],
-            new_width=p["new_width"],
-            is_color=p["is_color"],
-            crop_size=p["crop_size"],
-            mirror=p["mirror"],
-            mean_value=values,
-            mean=mean,
-            scale=p["scale"],
-            fast_decode=p["fast_decode"],
-        )
+        try:
+            spec = input_spec.InputSpec.from_params(p)
+        except ValueError as why:
+            raise ValueError(f"{LAYER}: {why}") from None
+        return spec.transform_with(_mean(spec.mean_file) if spec.mean_file else None)
 
     def reshape(self, bottom, top) -> None:
         pass  # shapes were set at setup and never change
@@ -205,6 +181,17 @@ class MultiLabelImageDataLayer(caffe.Layer):
     def __del__(self) -> None:
         if getattr(self, "prefetcher", None) is not None:
             self.prefetcher.close()
+
+
+def _mean(path: str) -> np.ndarray:
+    """A mean_file's (C, H, W) float32 array: a Caffe ``BlobProto`` (read here, with Caffe)."""
+    blob = caffe.proto.caffe_pb2.BlobProto()
+    try:
+        with open(path, "rb") as handle:
+            blob.ParseFromString(handle.read())
+        return caffe.io.blobproto_to_array(blob)[0].astype(np.float32)
+    except Exception as why:  # unreadable, or not a BlobProto
+        raise ValueError(f"{LAYER}: mean_file {path}: {why}") from None
 
 
 def _datum(value: bytes):

@@ -287,3 +287,24 @@ def test_summary_counts(tmp_path, capsys):
     assert f"labels per image: mean {counts.mean():.2f}, median {np.median(counts):g}" in said
     assert f"images without labels: {(counts == 0).sum()}" in said
     assert f"most frequent: t0 {(counts > 0).sum()}, t1 {(counts > 1).sum()}" in said
+
+
+def test_a_format_is_its_entry_in_annotations(tmp_path, monkeypatch):
+    """A new annotation format is a reader and its FORMATS entry in annotations.py: the lists
+    command offers it, with its own options, and writes its lists (no other file to edit)."""
+    from python_layers.tools import annotations
+
+    def options(parser):
+        parser.add_argument("--tag", default="thing")
+
+    def read_names(args):
+        paths = args.annotations.read_text().split()
+        records = [annotations.Record(args.prefix + p, {args.tag: 1.0}, p) for p in paths]
+        return annotations.Annotations(records, [args.tag])
+
+    kind = annotations.Format("one path a line, one tag for all", read_names, options)
+    monkeypatch.setitem(annotations.FORMATS, "names", kind)
+    (tmp_path / "names.txt").write_text("a.png\nb.png\n")
+    assert convert("names", tmp_path / "names.txt", "--out", tmp_path / "out", "--tag", "cat") == 0
+    assert read(tmp_path / "out" / "train.txt") == ["a.png 0", "b.png 0"]
+    assert read(tmp_path / "out" / "classes.txt") == ["cat"]

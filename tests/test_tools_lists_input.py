@@ -202,3 +202,8 @@ def test_each_format_help_shows_its_own_options(kind, own, others):
     assert done.returncode == 0, done.stderr
     assert all(option in done.stdout for option in [*own, "--out", "--lowercase"]), done.stdout
     assert not any(option in done.stdout for option in others), done.stdout
+
+
+def test_classes_txt_with_a_byte_order_mark_reads_as_without(tmp_path):
+    (tmp_path / "classes.txt").write_bytes(b"\xef\xbb\xbfcat\ndog\n")
+    assert read_classes(tmp_path / "classes.txt") == ["cat", "dog"]

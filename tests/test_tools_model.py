@@ -110,7 +110,7 @@ def test_lists_round_trip_through_the_data_layer(model, caffe):
 
 
 def test_deploy_net_loads_the_snapshot_and_gives_the_test_nets_probabilities(model, caffe):
-    from python_layers.deploy import data_layer, data_params, deploy_net
+    from python_layers.deploy_net import data_layer, data_params, deploy_net
     from python_layers.inference import Predictor
 
     folder, _ = model
@@ -136,7 +136,7 @@ def test_deploy_net_loads_the_snapshot_and_gives_the_test_nets_probabilities(mod
 
 def test_an_input_named_like_the_data_layer_cannot_load_the_snapshot(model, tmp_path):
     """The trap the helper avoids: Caffe aborts (issue 18, item 5)."""
-    from python_layers.deploy import deploy_net
+    from python_layers.deploy_net import deploy_net
 
     folder, _ = model
     trap = deploy_net(folder / "train_val.prototxt")  # its Input then renamed as the data layer
@@ -173,7 +173,7 @@ def test_deploy_command_writes_the_same_net(model, tmp_path):
 
 
 def test_evaluate_command_reports_the_nets_numbers(model, tmp_path):
-    from python_layers.deploy import data_layer, data_params
+    from python_layers.deploy_net import data_layer, data_params
     from python_layers.inference import Predictor
     from python_layers.tools import evaluate, scoring
 
@@ -225,7 +225,7 @@ def test_evaluate_command_reports_the_nets_numbers(model, tmp_path):
 
 
 def test_predict_command_top_k_and_thresholds(model, tmp_path, capsys):
-    from python_layers.deploy import data_layer, data_params
+    from python_layers.deploy_net import data_layer, data_params
     from python_layers.inference import Predictor
     from python_layers.tools import predict
 
@@ -268,6 +268,26 @@ def test_predict_command_top_k_and_thresholds(model, tmp_path, capsys):
     assert lines[0] == "path,rank,class,name,prob" and len(lines) == 1 + wanted
     assert run("multilabel-predict", predict.main, [*common, str(tmp_path / "nope.png")]) == 2
     assert "nope.png: no such file or folder" in capsys.readouterr().err
+
+
+def test_predict_reads_a_list_with_a_bom_as_without(model, tmp_path, capsys):
+    """--list is read as the data layer reads a list (a UTF-8 byte-order mark, as Windows'
+    Notepad saves, ignored; before, the first path kept it and the image was not found)."""
+    from python_layers.tools import predict
+
+    folder, _ = model
+    plain = (folder / "val.txt").read_bytes()
+    (tmp_path / "plain.txt").write_bytes(plain)
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + plain)
+    common = ["--net", str(folder / "train_val.prototxt"), "--classes", str(folder / "classes.txt")]
+    common += ["--weights", str(folder / "bands.caffemodel"), "--quiet"]  # the deploy net: --net's
+    outputs = []
+    for name in ("plain.txt", "bom.txt"):
+        argv = [*common, "--list", str(tmp_path / name)]
+        assert run("multilabel-predict", predict.main, argv) == 0, capsys.readouterr().err
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0].splitlines()) == len(plain.splitlines())
 
 
 def doc_blocks(name: str, language: str) -> list[str]:

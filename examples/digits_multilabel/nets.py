@@ -21,7 +21,7 @@ from caffe import layers as L
 from caffe import params as P
 from caffe.proto import caffe_pb2
 
-from python_layers.deploy import deploy_net
+from python_layers.deploy_net import deploy_net
 from python_layers.netspec import multilabel_image_data, multilabel_metrics, softmax_loss
 
 from .data import CANVAS, CLASSES, DEFAULT_DIR, MAX_DIGITS
@@ -148,7 +148,7 @@ def train_val(
 
 def deploy(loss: str) -> caffe_pb2.NetParameter:
     """Input -> body -> prob (softmax or sigmoid), for evaluation and inference: the train
-    net's deploy net (:func:`python_layers.deploy.deploy_net`; its Input layer is named
+    net's deploy net (:func:`python_layers.deploy_net.deploy_net`; its Input layer is named
     "input", so that snapshots of nets whose data layer is named "data" load into it)."""
     proto = deploy_net(train_val(loss), shape=(TEST_BATCH, 1, CANVAS, CANVAS))
     proto.name = f"digits_multilabel_{loss}_deploy"

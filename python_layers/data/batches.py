@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import sampler, transforms
+from . import input_spec, sampler, transforms
 from .index import Index
 from .sources import Source
 
@@ -80,18 +80,18 @@ class BatchMaker:
         self.shape = self._input_shape()
 
     def _input_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one input: the crop, the resize, or the first image's own size."""
-        t = self.transform
-        if t.crop_size:
-            return (t.channels, t.crop_size, t.crop_size)
-        if t.new_height and t.new_width:
-            return (t.channels, t.new_height, t.new_width)
-        try:
-            first = transforms.load(self.source.read(0), t)
-        except transforms.BadImageError as why:  # read at set-up: named like any other
-            where = f"{self.images.where(0)} {self.source.name(0)}"
-            raise transforms.BadImageError(f"{where}: {why}") from None
-        return (t.channels, first.shape[0], first.shape[1])
+        """(C, H, W) of one input (:func:`.input_spec.input_shape`): the first image is read
+        only when nothing crops or resizes."""
+
+        def first_size() -> tuple[int, int]:
+            try:
+                first = transforms.load(self.source.read(0), self.transform)
+            except transforms.BadImageError as why:  # read at set-up: named like any other
+                where = f"{self.images.where(0)} {self.source.name(0)}"
+                raise transforms.BadImageError(f"{where}: {why}") from None
+            return first.shape[0], first.shape[1]
+
+        return input_spec.input_shape(self.transform, first_size)
 
     def indices(self, b: int) -> np.ndarray:
         """This rank's image indices in global batch b."""

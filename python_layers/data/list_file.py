@@ -6,7 +6,8 @@
 
 ``#`` starts a comment; blank lines are skipped; a UTF-8 byte-order mark at the start of the
 file is ignored. The path is the line's first token: tokens are separated by spaces and tabs,
-so paths cannot contain whitespace (a path with a space is reported as such). Paths are bytes
+so paths cannot contain whitespace (a path with a space is reported as such); a list is written
+a line at a time by :func:`line`, which refuses what could not be read back. Paths are bytes
 (UTF-8 or not) and are handed to the file system as they are. Every error names ``file:line``,
 what was expected and what came.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,18 @@ _DIGIT[list(b"0123456789")] = True
 
 class ListFileError(ValueError):
     """A bad list file or line; the message starts with ``file`` or ``file:line``."""
+
+
+def line(path: str, labels: Sequence[str] = ()) -> str:
+    """One list line, ``path label ...`` and a newline; a path that a list file cannot hold
+    (empty, or with whitespace or ``#``: it would read back as another path or a comment) is
+    a ValueError saying so (the caller names where the path came from)."""
+    if not path or any(ch.isspace() for ch in path) or "#" in path:
+        raise ValueError(
+            f"image path {path!r} has whitespace or '#', or is empty: list files cannot hold "
+            "such a path; rename the file (or link it under a plain name)"
+        )
+    return " ".join([path, *labels]) + "\n"
 
 
 @dataclass

@@ -11,11 +11,16 @@ from) and the class names in the order the source defines them.
   descriptions CSV (``LabelName,DisplayName``), class order: that file's.
 - CSV/TSV with a header (a path column and a tags column) and JSON lines
   (``{"path": ..., "tags": [...]}`` or ``"tags": {"tag": weight}``); class order: first seen.
+
+:data:`FORMATS` names each format for ``multilabel-lists`` (its help, its own options, and its
+reader called with the command line): a new format is a reader and its entry, in this file.
 """
 
 from __future__ import annotations
 
+import argparse
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -283,3 +288,103 @@ def read_jsonl(
             _add(seen, name)
         records.append(Record(prefix + image, tags, where))
     return Annotations(records, list(seen))
+
+
+# --- The formats, as multilabel-lists offers them -----------------------------------------------
+
+
+def _no_options(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _no_name(args: argparse.Namespace) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Format:
+    """One annotation format of ``multilabel-lists FORMAT``."""
+
+    help: str
+    read: Callable[[argparse.Namespace], Annotations]  # from the parsed command line
+    options: Callable[[argparse.ArgumentParser], None] = _no_options  # the format's own
+    list_name: Callable[[argparse.Namespace], str | None] = _no_name  # default: "train"
+
+
+def _voc_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--image-set",
+        help="read VOC's ImageSets/Main/<NAME>.txt (train, val, trainval, test) and only its "
+        "images; the list is then NAME.txt (passing that file as ANNOTATIONS does the same)",
+    )
+    parser.add_argument(
+        "--difficult",
+        choices=["include", "exclude"],
+        default="include",
+        help="whether difficult objects make a label (default: include)",
+    )
+
+
+def _voc(args: argparse.Namespace) -> Annotations:
+    root, image_set = args.annotations, args.image_set
+    if root.is_file() and root.parent.parts[-2:] == ("ImageSets", "Main"):
+        root, image_set = root.parents[2], root.stem  # VOC2012/ImageSets/Main/train.txt
+    return read_voc(root, args.difficult, args.prefix or "JPEGImages/", image_set)
+
+
+def _voc_name(args: argparse.Namespace) -> str | None:
+    """The image set's name: --image-set, or the set file given as ANNOTATIONS."""
+    if args.image_set:
+        return args.image_set
+    if args.annotations.is_file() and args.annotations.parent.name == "Main":
+        return args.annotations.stem
+    return None
+
+
+def _openimages_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--descriptions", type=Path, help="class descriptions CSV")
+    parser.add_argument("--suffix", default=".jpg", help="image file suffix")
+
+
+def _columns(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--path-column", default="path", help="the path column or key")
+    parser.add_argument("--tags-column", default="tags", help="the tags column or key")
+
+
+def _table_options(parser: argparse.ArgumentParser) -> None:
+    _columns(parser)
+    parser.add_argument("--tag-separator", help="between tags (default: whitespace)")
+    parser.add_argument("--weights", action="store_true", help="tags are tag:weight")
+
+
+def _table(args: argparse.Namespace) -> Annotations:
+    return read_table(
+        args.annotations,
+        args.path_column,
+        args.tags_column,
+        args.tag_separator,
+        args.weights,
+        args.prefix,
+    )
+
+
+FORMATS: dict[str, Format] = {
+    "coco": Format("COCO instances JSON", lambda args: read_coco(args.annotations, args.prefix)),
+    "voc": Format(
+        "a PASCAL VOC folder (Annotations/*.xml, ImageSets/Main/<set>.txt)",
+        _voc,
+        _voc_options,
+        _voc_name,
+    ),
+    "openimages": Format(
+        "OpenImages image-level labels CSV",
+        lambda args: read_openimages(args.annotations, args.descriptions, args.prefix, args.suffix),
+        _openimages_options,
+    ),
+    "table": Format("CSV/TSV with a header", _table, _table_options),
+    "jsonl": Format(
+        "JSON lines",
+        lambda args: read_jsonl(args.annotations, args.path_column, args.tags_column, args.prefix),
+        _columns,
+    ),
+}

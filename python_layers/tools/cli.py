@@ -51,7 +51,8 @@ def read_classes(path: str | Path) -> list[str]:
     """``classes.txt``: one class name a line, line n (from 0) = class index n."""
     # split at "\n" only: str.splitlines() also splits at U+2028, U+0085, \v, \f, ..., which
     # a tag may hold, and every later class would get the next one's name
-    text = Path(path).read_text(encoding="utf-8")
+    # "utf-8-sig": a byte-order mark (Notepad's) is not part of class 0's name, as list files
+    text = Path(path).read_text(encoding="utf-8-sig")
     names = [line.removesuffix("\r") for line in text.split("\n")]
     if names[-1] == "":
         names.pop()
@@ -65,7 +66,7 @@ def transform_from(args) -> dict:
     """The image transform keys: from ``--net`` (its TEST data layer) and/or ``--transform``."""
     keys: dict = {}
     if getattr(args, "net", None):
-        from ..deploy import data_layer, data_params
+        from ..deploy_net import data_layer, data_params
 
         keys.update(data_params(data_layer(args.net)))
     if getattr(args, "transform", None):
@@ -106,7 +107,7 @@ def deploy_path(args, folder: Path) -> Path:
         return Path(args.deploy)
     if not args.net:
         raise UsageError("give --deploy (a deploy prototxt) or --net (the train prototxt)")
-    from ..deploy import deploy_net
+    from ..deploy_net import deploy_net
 
     path = folder / "deploy.prototxt"
     path.write_text(str(deploy_net(args.net)), encoding="utf-8")

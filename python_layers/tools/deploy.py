@@ -1,4 +1,4 @@
-"""Write the deploy prototxt of a train prototxt (see :mod:`python_layers.deploy`).
+"""Write the deploy prototxt of a train prototxt (see :mod:`python_layers.deploy_net`).
 
 python -m python_layers.tools.deploy train_val.prototxt -o deploy.prototxt
 """
@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from ..deploy import deploy_net
+    from ..deploy_net import deploy_net
 
     text = str(deploy_net(args.train_net, args.shape, args.input_name))
     if not args.output:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import list_file
 from . import annotations as readers
 from .cli import UsageError, doc_parser, read_classes, run
 
@@ -58,15 +59,13 @@ def in_validation(path: str, seed: int, fraction: float) -> bool:
 
 def list_line(record: readers.Record, index: dict[str, int]) -> str:
     """``path c1 c2 ...`` (``c:w`` when some weight is not 1), classes in index order."""
-    if any(ch.isspace() for ch in record.path) or "#" in record.path:
-        raise UsageError(
-            f"{record.where}: image path {record.path!r} has whitespace or '#', which list files "
-            "cannot hold; rename the file"
-        )
     kept = sorted((index[tag], weight) for tag, weight in record.tags.items() if tag in index)
     weighted = any(weight != 1 for _, weight in kept)
     labels = [f"{c}:{weight:g}" if weighted else str(c) for c, weight in kept]
-    return " ".join([record.path, *labels]) + "\n"
+    try:
+        return list_file.line(record.path, labels)
+    except ValueError as why:  # the path rule is the list reader's: data/list_file.py
+        raise UsageError(f"{record.where}: {why}") from None
 
 
 def summary(splits: dict[str, list[readers.Record]], classes: list[str], data) -> str:
@@ -119,38 +118,6 @@ def lowercased(data: readers.Annotations) -> None:
         record.tags = tags
 
 
-def read(args) -> readers.Annotations:
-    prefix = args.prefix
-    if args.format == "coco":
-        return readers.read_coco(args.annotations, prefix)
-    if args.format == "voc":
-        root, image_set = args.annotations, args.image_set
-        if root.is_file() and root.parent.parts[-2:] == ("ImageSets", "Main"):
-            root, image_set = root.parents[2], root.stem  # VOC2012/ImageSets/Main/train.txt
-        return readers.read_voc(root, args.difficult, prefix or "JPEGImages/", image_set)
-    if args.format == "openimages":
-        return readers.read_openimages(args.annotations, args.descriptions, prefix, args.suffix)
-    if args.format == "jsonl":
-        return readers.read_jsonl(args.annotations, args.path_column, args.tags_column, prefix)
-    return readers.read_table(
-        args.annotations,
-        args.path_column,
-        args.tags_column,
-        args.tag_separator,
-        args.weights,
-        prefix,
-    )
-
-
-FORMATS = {
-    "coco": "COCO instances JSON",
-    "voc": "a PASCAL VOC folder (Annotations/*.xml, ImageSets/Main/<set>.txt)",
-    "openimages": "OpenImages image-level labels CSV",
-    "table": "CSV/TSV with a header",
-    "jsonl": "JSON lines",
-}
-
-
 def common_arguments() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("annotations", type=Path, help="the annotation file (or VOC folder)")
@@ -183,31 +150,14 @@ def parser() -> argparse.ArgumentParser:
         dest="format",
         required=True,
         metavar="FORMAT",
-        help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()) + " (FORMAT --help: its options)",
+        help="; ".join(f"{name}: {kind.help}" for name, kind in readers.FORMATS.items())
+        + " (FORMAT --help: its options)",
     )
     common = common_arguments()
-    sub = {
-        name: formats.add_parser(name, parents=[common], help=text, description=text)
-        for name, text in FORMATS.items()
-    }
-    sub["voc"].add_argument(
-        "--image-set",
-        help="read VOC's ImageSets/Main/<NAME>.txt (train, val, trainval, test) and only its "
-        "images; the list is then NAME.txt (passing that file as ANNOTATIONS does the same)",
-    )
-    sub["voc"].add_argument(
-        "--difficult",
-        choices=["include", "exclude"],
-        default="include",
-        help="whether difficult objects make a label (default: include)",
-    )
-    sub["openimages"].add_argument("--descriptions", type=Path, help="class descriptions CSV")
-    sub["openimages"].add_argument("--suffix", default=".jpg", help="image file suffix")
-    for name in ("table", "jsonl"):
-        sub[name].add_argument("--path-column", default="path", help="the path column or key")
-        sub[name].add_argument("--tags-column", default="tags", help="the tags column or key")
-    sub["table"].add_argument("--tag-separator", help="between tags (default: whitespace)")
-    sub["table"].add_argument("--weights", action="store_true", help="tags are tag:weight")
+    for name, kind in readers.FORMATS.items():  # each format's own options: annotations.py
+        kind.options(
+            formats.add_parser(name, parents=[common], help=kind.help, description=kind.help)
+        )
     return p
 
 
@@ -217,14 +167,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--val-fraction: expected a number in [0, 1), got {args.val_fraction}")
     if not args.annotations.exists():
         raise UsageError(f"{args.annotations}: no such file or folder")
-    data = read(args)
+    kind = readers.FORMATS[args.format]
+    data = kind.read(args)
     if args.lowercase:
         lowercased(data)
     if args.name is None:
-        voc_set = getattr(args, "image_set", None)
-        if args.annotations.is_file() and args.annotations.parent.name == "Main":
-            voc_set = voc_set or args.annotations.stem
-        args.name = voc_set if args.format == "voc" and voc_set else "train"
+        args.name = kind.list_name(args) or "train"
     if args.classes:
         classes = read_classes(args.classes)
         data.classes = list(dict.fromkeys([*classes, *data.classes]))

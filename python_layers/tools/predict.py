@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import index
 from ..inference import Predictor
 from .cli import (
     UsageError,
@@ -80,11 +81,11 @@ def image_paths(args) -> tuple[list[str], list[str]]:
         else:
             raise UsageError(f"{item}: no such file or folder")
     read = [os.path.abspath(p) for p in shown]
-    if args.list:
-        with open(args.list, encoding="utf-8") as handle:
-            listed = [line.split("#", 1)[0].split() for line in handle]
-        shown += [tokens[0] for tokens in listed if tokens]
-        read += [tokens[0] for tokens in listed if tokens]
+    if args.list:  # read as the data layer reads it (its index: the BOM, comments, errors)
+        images = index.open_index(args.list)
+        listed = [images.path(i) for i in range(len(images))]
+        shown += listed
+        read += listed
     if not shown:
         raise UsageError("no images: give image files, folders or --list")
     return shown, read

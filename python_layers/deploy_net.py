@@ -1,6 +1,6 @@
 """A deploy net from a train net: the data layer becomes an ``Input``, losses and metrics go.
 
-    from python_layers.deploy import deploy_net
+    from python_layers.deploy_net import deploy_net
     net = deploy_net("train_val.prototxt")            # a caffe_pb2.NetParameter
     open("deploy.prototxt", "w").write(str(net))
 
@@ -11,7 +11,10 @@ parameter blob (its read position), so an ``Input`` named like the data layer fa
 the snapshot (``Incompatible number of blobs for layer data``). The data layer's other tops
 (labels, weights) and every layer that reads them (losses, metrics) are removed, as are all
 other loss layers; a ``prob`` top is added (Softmax of the loss's scores; Sigmoid after a
-``SigmoidCrossEntropyLoss``) unless the TEST net already has one.
+``SigmoidCrossEntropyLoss``) unless the TEST net already has one. The ``Input``'s shape is the
+data layer's input (:class:`python_layers.data.input_spec.InputSpec`: the crop, the resize, or
+the list's first image), unless given. (The command, ``multilabel-deploy``, is
+:mod:`python_layers.tools.deploy`.)
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from typing import Union
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
+from .data import index
+from .data.decode import BadImageError, decode
+from .data.input_spec import InputSpec
 from .params import read_param_str
 
 INPUT_NAME = "input"
@@ -85,18 +91,24 @@ def _is_loss(layer: caffe_pb2.LayerParameter) -> bool:
     return any(weight != 0 for weight in layer.loss_weight)
 
 
+def input_spec(layer: caffe_pb2.LayerParameter) -> InputSpec:
+    """The image input of a ``MultiLabelImageDataLayer``, from its param_str as the layer reads
+    it (the layer's parser: its defaults and its errors)."""
+    data_params(layer)  # a DeployError unless it is the data layer
+    try:
+        return InputSpec.parse(layer.python_param.param_str)
+    except ValueError as why:
+        raise DeployError(f"layer {layer.name!r}: {why}") from None
+
+
 def input_shape(layer: caffe_pb2.LayerParameter) -> list[int]:
     """(N, C, H, W) that ``layer`` gives its first top, from its parameters."""
     if layer.type == "Input":
         return list(layer.input_param.shape[0].dim)
     if layer.type == "Python" and layer.python_param.module == _DATA_MODULE:
-        p = data_params(layer)
-        channels = 3 if p.get("is_color", True) else 1
-        crop, height, width = p.get("crop_size", 0), p.get("new_height", 0), p.get("new_width", 0)
-        if crop or (height and width):
-            side = (crop, crop) if crop else (height, width)
-            return [int(p["batch_size"]), channels, *side]
-        return [int(p["batch_size"]), channels, *_first_image_size(p)]
+        spec = input_spec(layer)
+        source = data_params(layer)["source"]
+        return spec.input_shape(lambda: _first_image_size(spec, source))
     if layer.type == "HDF5Data":
         import h5py
 
@@ -168,21 +180,17 @@ def _check_bottoms(net: caffe_pb2.NetParameter) -> None:
         made.update(layer.top)
 
 
-def _first_image_size(p: dict) -> tuple[int, int]:
+def _first_image_size(spec: InputSpec, source: str) -> tuple[int, int]:
     """(H, W) of the list's first image: the input size when nothing resizes or crops (as the
-    data layer decides it)."""
-    from .data.decode import BadImageError, decode
-
-    source = p["source"]
+    data layer decides it: the list read through its index, the image decoded as it is)."""
     try:
-        with open(source, encoding="utf-8") as handle:
-            first = next(
-                line.split("#", 1)[0].split()[0] for line in handle if line.split("#", 1)[0].split()
-            )
-        image = decode(os.path.join(p.get("root_folder", ""), first), p.get("is_color", True))
+        images = index.open_index(source)
+        if not len(images):
+            raise index.ListFileError("no image")
+        image = decode(os.path.join(spec.root_folder, images.path(0)), spec.transform.is_color)
         return image.shape[0], image.shape[1]  # oriented, as the data layer reads it
-    except (OSError, StopIteration, BadImageError) as why:
+    except (OSError, index.ListFileError, BadImageError) as why:
         raise DeployError(
-            f"{source}: cannot read the first image for the input size ({why or 'no image'}); "
+            f"{source}: cannot read the first image for the input size ({why}); "
             "pass shape=(N, C, H, W) (the command: --shape N,C,H,W)"
         ) from None
