@@ -11,8 +11,8 @@ from nets import input_layer, net, softmax_loss_layer
 from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm
+from python_layers.labels import PADDING
 from python_layers.loss.options import NORMALIZATIONS
-from python_layers.loss.targets import PADDING
 from python_layers.testing import check_gradients
 
 

@@ -8,7 +8,7 @@ from nets import input_layer, net
 from sklearn.metrics import average_precision_score
 
 from python_layers import metrics
-from python_layers.loss.targets import PADDING
+from python_layers.labels import PADDING
 from python_layers.testing import check_gradients
 
 

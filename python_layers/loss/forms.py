@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..metrics import relevance_from_labels
+from ..labels import PADDING, relevance_from_dense, relevance_from_index, relevance_from_labels
 from . import normalize
 from .buffers import Buffers
 from .fused_rows import prepare_lists
@@ -21,7 +21,6 @@ from .layout import Layout, drop_ones, drop_trailing_ones, positions_shape, spli
 from .options import Options
 from .target_grad import label_weight_grad, target_grad
 from .targets import (
-    PADDING,
     BadTargetsError,
     TargetError,
     check_index_targets,
@@ -65,7 +64,7 @@ class Dense:
 
     def relevant(self, targets, label_weights, layout: Layout) -> np.ndarray:
         """(N, C) bools: the classes with a target above 0."""
-        return targets.reshape(layout.outer, layout.classes) > 0
+        return relevance_from_dense(targets.reshape(layout.outer, layout.classes))
 
     def padding(self, options: Options) -> float | None:
         """The label value that marks no label (None: none does)."""
@@ -132,7 +131,7 @@ class Index:
     def relevant(self, targets, label_weights, layout: Layout) -> np.ndarray:
         """(N, C) bools: each sample's label."""
         check_index_targets(targets, layout.classes, None)
-        return relevance_from_labels(targets.reshape(-1, 1), layout.classes)
+        return relevance_from_index(targets, layout.classes)
 
     def padding(self, options: Options) -> float | None:
         return options.ignore_label
