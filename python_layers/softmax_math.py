@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .loss.bad_input import TargetError
 from .loss.bottoms import ARGUMENTS, check_bottoms
 from .loss.engine import SoftmaxCrossEntropy
 from .loss.forms import TARGET_FORMS, layout_for
 from .loss.layout import Layout, class_axis, class_view, label_view
 from .loss.options import DEFAULT_OPTIONS, NORMALIZATIONS, Options
 from .loss.target_grad import label_weight_grad, target_grad
-from .loss.targets import TargetError
 
 __all__ = [
     "NORMALIZATIONS",

@@ -2,7 +2,7 @@
 
 - :mod:`.layout`: how scores split around the class axis; the targets' form object.
 - :mod:`.forms`: the three target forms as objects (validation and wording, what the kernels
-  read, the gradient to the targets); :mod:`.targets` holds the messages.
+  read, the gradient to the targets); :mod:`.bad_input` holds the messages.
 - :mod:`.bottoms`: the bottoms a choice of form takes (the layers, softmax_math, netspec).
 - :mod:`.normalize`: the divisor Z and every normalisation rule, once.
 - :mod:`.engine`: :class:`~.engine.SoftmaxCrossEntropy`, forward and backward, on the numba

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from .bad_input import TargetError
 from .forms import CHOICES, FORMS
-from .targets import TargetError
 
 
 class Spelling(NamedTuple):

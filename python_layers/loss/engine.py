@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .bad_input import BadScoresError, BadTargetsError, non_finite_scores_message
 from .buffers import Buffers
 from .fused_positions import Positions
 from .fused_rows import Rows
@@ -31,7 +32,6 @@ from .layout import Layout, class_view, label_view
 from .normalize import divisor, divisor_rule
 from .numba_parts import threads
 from .options import DEFAULT_OPTIONS, Options
-from .targets import BadScoresError, BadTargetsError, non_finite_scores_message
 
 
 @dataclass(frozen=True)

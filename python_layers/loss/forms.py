@@ -16,18 +16,18 @@ import numpy as np
 
 from ..labels import PADDING, relevance_from_dense, relevance_from_index, relevance_from_labels
 from . import normalize
-from .buffers import Buffers
-from .fused_rows import prepare_lists
-from .layout import Layout, drop_ones, drop_trailing_ones, positions_shape, split_scores
-from .options import Options
-from .target_grad import label_weight_grad, target_grad
-from .targets import (
+from .bad_input import (
     BadTargetsError,
     TargetError,
     check_index_targets,
     check_label_lists,
     first_bad_dense,
 )
+from .buffers import Buffers
+from .fused_rows import prepare_lists
+from .layout import Layout, drop_ones, drop_trailing_ones, positions_shape, split_scores
+from .options import Options
+from .target_grad import label_weight_grad, target_grad
 
 
 class Prepared(NamedTuple):

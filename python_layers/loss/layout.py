@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .targets import TargetError
+from .bad_input import TargetError
 
 if TYPE_CHECKING:  # forms.py imports this module
     from .forms import Form
