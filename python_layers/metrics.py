@@ -1,13 +1,18 @@
 """Multi-label ranking metrics in plain numpy (no Caffe): precision@k, recall@k, average precision.
 
-A class is *relevant* for a sample when its target is > 0, so k-hot and real-valued targets
-are both accepted. ``average_precision`` follows scikit-learn's definition exactly (steps at
-each distinct score, ties broken as one threshold).
+A class is *relevant* for a sample when its target is > 0 (:mod:`.labels` holds the rule for
+each target form), so k-hot and real-valued targets are both accepted. ``average_precision``
+follows scikit-learn's definition exactly (steps at each distinct score, ties broken as one
+threshold).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+# relevance_from_labels is re-exported: the examples and inference read it from here
+from .labels import relevance_from_dense
+from .labels import relevance_from_labels as relevance_from_labels
 
 
 def top_k_hits(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
@@ -19,12 +24,14 @@ def top_k_hits(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
 
 def precision_at_k(scores: np.ndarray, targets: np.ndarray, k: int) -> float:
     """Mean over samples of |top-k ∩ relevant| / k."""
-    return float(np.mean(top_k_hits(scores, targets > 0, k) / min(k, scores.shape[1])))
+    return float(
+        np.mean(top_k_hits(scores, relevance_from_dense(targets), k) / min(k, scores.shape[1]))
+    )
 
 
 def recall_at_k(scores: np.ndarray, targets: np.ndarray, k: int) -> float:
     """Mean over samples with any relevant class of |top-k ∩ relevant| / |relevant|."""
-    relevant = targets > 0
+    relevant = relevance_from_dense(targets)
     counts = relevant.sum(axis=1)
     has_any = counts > 0
     if not has_any.any():
@@ -58,7 +65,7 @@ def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
 
 def per_class_average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """AP of each class (C,), nan for classes with no relevant sample."""
-    relevant = targets > 0
+    relevant = relevance_from_dense(targets)
     return np.array(
         [average_precision(scores[:, c], relevant[:, c]) for c in range(scores.shape[1])]
     )
@@ -76,7 +83,7 @@ LAYER_TOPS = ("precision_at_1", "precision_at_k", "recall_at_k", "map")
 def chance_map(targets: np.ndarray) -> float:
     """The mAP that random scores get, in expectation: a class's AP is then its share of
     relevant samples, averaged over the classes mAP counts (those with a relevant sample)."""
-    relevant = np.asarray(targets) > 0
+    relevant = relevance_from_dense(np.asarray(targets))
     present = relevant.any(axis=0)
     return float(relevant[:, present].mean(axis=0).mean()) if present.any() else 0.0
 
@@ -106,19 +113,3 @@ def summary(scores: np.ndarray, targets: np.ndarray, k: int) -> dict[str, float]
         f"recall_at_{k}": values["recall_at_k"],
         "map": values["map"],
     }
-
-
-def relevance_from_labels(
-    labels: np.ndarray, classes: int, weights: np.ndarray | None = None
-) -> np.ndarray:
-    """(N, K) label lists (-1 padded; optional weights) -> (N, C) bools, the relevant classes.
-
-    A listed class is relevant unless all its listed weights are 0.
-    """
-    relevant = np.zeros((labels.shape[0], classes), dtype=bool)
-    listed = labels >= 0
-    if weights is not None:
-        listed &= weights > 0
-    rows = np.nonzero(listed)[0]
-    relevant[rows, labels[listed].astype(np.int64)] = True
-    return relevant

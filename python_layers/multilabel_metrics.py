@@ -23,7 +23,8 @@ import numpy as np
 
 from . import metrics
 from .errors import reports_errors
-from .loss.forms import CHOICES, LABEL_LISTS, form_of, layout_for
+from .loss.bottoms import check_bottoms
+from .loss.forms import layout_for
 from .params import multilabel_metrics_params
 
 LAYER = "MultiLabelMetricsLayer"
@@ -47,32 +48,23 @@ class MultiLabelMetricsLayer(caffe.Layer):
     def setup(self, bottom, top) -> None:
         params = multilabel_metrics_params(self.param_str)
         self.k, self.form = params["k"], params["targets"]
-        if len(bottom) == 3 and LABEL_LISTS not in CHOICES[self.form]:
+        if len(top) != len(metrics.LAYER_TOPS):
             raise ValueError(
-                f'{LAYER}: a third bottom (label_weights) needs "targets": "labels" in '
-                f'param_str; got "targets": "{self.form}"'
-            )
-        if len(bottom) not in (2, 3) or len(top) != len(metrics.LAYER_TOPS):
-            raise ValueError(
-                f"{LAYER}: needs 2 bottoms (scores, targets) or 3 (scores, labels, "
-                f"label_weights) and 4 tops ({', '.join(metrics.LAYER_TOPS)}); got "
-                f"{len(bottom)} and {len(top)}"
+                f"{LAYER}: needs {len(metrics.LAYER_TOPS)} tops "
+                f"({', '.join(metrics.LAYER_TOPS)}), got {len(top)}"
             )
 
     def reshape(self, bottom, top) -> None:
+        shapes = [tuple(bottom[i].data.shape) for i in range(len(bottom))]
         try:
-            self.layout = layout_for(bottom[0].data.shape, bottom[1].data.shape, 1, self.form)
+            check_bottoms(self.form, shapes)  # how many, and the label weights' shape
+            self.layout = layout_for(shapes[0], shapes[1], 1, self.form)
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
         if self.layout.inner != 1:
             raise ValueError(
-                f"{LAYER}: scores of shape {bottom[0].data.shape} have dims after the class "
+                f"{LAYER}: scores of shape {shapes[0]} have dims after the class "
                 "axis; metrics are per sample: give (N, C) scores"
-            )
-        if len(bottom) == 3 and bottom[2].data.shape != bottom[1].data.shape:
-            raise ValueError(
-                f"{LAYER}: bottom[2] (label_weights) has shape {bottom[2].data.shape}; "
-                f"expected the labels' shape {bottom[1].data.shape}"
             )
         for index in range(len(top)):  # pycaffe's blob vectors can be indexed, not iterated
             top[index].reshape()
@@ -81,7 +73,7 @@ class MultiLabelMetricsLayer(caffe.Layer):
         """(N, C) bools: the classes each sample's targets mark as relevant."""
         weights = bottom[2].data if len(bottom) == 3 else None
         try:
-            return form_of(self.layout).relevant(bottom[1].data, weights, self.layout)
+            return self.layout.form.relevant(bottom[1].data, weights, self.layout)
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
 

@@ -13,6 +13,7 @@ from typing import Any
 from caffe import layers as L
 from caffe.proto import caffe_pb2
 
+from .loss.bottoms import NETSPEC, check_bottoms
 from .params import multilabel_data_params, multilabel_metrics_params, softmax_loss_params
 
 
@@ -95,9 +96,8 @@ def multilabel_image_data(ntop: int = 2, phase=None, name: str = "image_data", *
 def _checked(parse, label_weights, **params: Any) -> str:
     """The param_str, checked as the layer will check it (same ValueError, raised now)."""
     text = param_str(**params)
-    parsed = parse(text)
-    if label_weights is not None and parsed["targets"] != "labels":
-        raise ValueError('a label_weights bottom needs targets="labels"')
+    count = 2 if label_weights is None else 3  # the shapes are not known yet
+    check_bottoms(parse(text)["targets"], [None] * count, NETSPEC)
     return text
 
 

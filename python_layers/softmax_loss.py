@@ -23,10 +23,11 @@ import numpy as np
 
 from .errors import reports_errors
 from .loss.blobs import DeviceBlobs, HostBlobs
+from .loss.bottoms import check_bottoms
 from .loss.cuda import device
 from .loss.cuda.engine import DeviceSoftmaxCrossEntropy
 from .loss.engine import SoftmaxCrossEntropy
-from .loss.forms import CHOICES, LABEL_LISTS, form_of, layout_for
+from .loss.forms import layout_for
 from .loss.layout import Layout
 from .loss.options import Options
 from .params import softmax_loss_params
@@ -82,21 +83,6 @@ class SoftmaxLossLayer(caffe.Layer):
                 f'{LAYER}: "engine": "gpu" needs the GPU build of Caffe (CAFFE_GPU=1 make env); '
                 "this pycaffe is CPU-only"
             )
-        if len(bottom) == 3 and LABEL_LISTS not in CHOICES[self.form]:
-            raise ValueError(
-                f'{LAYER}: a third bottom (label_weights) needs "targets": "labels" in '
-                f'param_str; got "targets": "{self.form}"'
-            )
-        if CHOICES[self.form] == (LABEL_LISTS,) and self.options.ignore_label is not None:
-            raise ValueError(
-                f"{LAYER}: param_str key 'ignore_label' applies to index targets only; label "
-                "lists mark missing labels with -1 padding, and a row with none is ignored"
-            )
-        if len(bottom) not in (2, 3):
-            raise ValueError(
-                f"{LAYER}: needs 2 bottoms (scores, targets) or 3 (scores, labels, "
-                f"label_weights), got {len(bottom)}"
-            )
         if len(top) not in (1, 2):
             raise ValueError(f"{LAYER}: needs 1 or 2 tops (loss[, prob]), got {len(top)}")
         self.on_device: DeviceBlobs | None = None  # the GPU engine's adapter, once made
@@ -105,14 +91,10 @@ class SoftmaxLossLayer(caffe.Layer):
         # Shapes from the blobs themselves: `.data` would copy a GPU net's blobs to the host.
         shapes = [tuple(bottom[i].shape) for i in range(len(bottom))]
         try:
+            check_bottoms(self.form, shapes)  # how many, and the label weights' shape
             self.layout = layout_for(shapes[0], shapes[1], self.axis, self.form)
         except ValueError as why:
             raise ValueError(f"{LAYER}: {why}") from None
-        if len(bottom) == 3 and shapes[2] != shapes[1]:
-            raise ValueError(
-                f"{LAYER}: bottom[2] (label_weights) has shape {shapes[2]}; "
-                f"expected the labels' shape {shapes[1]}"
-            )
         self._check_options_fit(self.layout)
         self.host = HostBlobs(self.engine, self.layout)
         self.adapter = self._pick_adapter()  # Caffe reshapes before every forward
@@ -127,12 +109,10 @@ class SoftmaxLossLayer(caffe.Layer):
                 f"{LAYER}: param_str key 'class_weights' has {len(weights)} entries; "
                 f"expected one per class, {layout.classes} (the size of the scores' class axis)"
             )
-        ignored = form_of(layout).padding(self.options)  # None: dense, which has no labels
-        if self.options.ignore_label is not None and ignored is None:
+        refusal = layout.form.ignore_label_refusal(layout)  # dense, label lists: why not
+        if self.options.ignore_label is not None and refusal is not None:
             raise ValueError(
-                f"{LAYER}: param_str key 'ignore_label' applies to index targets only; "
-                f"bottom[1] (targets) is dense (shape {layout.outer}x{layout.classes}x"
-                f"{layout.inner} as outer x C x inner); a dense row of zeros is ignored instead"
+                f"{LAYER}: param_str key 'ignore_label' applies to index targets only; {refusal}"
             )
 
     def _pick_adapter(self):
@@ -189,7 +169,7 @@ class SoftmaxLossLayer(caffe.Layer):
         # put in top[0].diff: one pass that never reads the bottoms' diffs. Caffe asks for
         # the targets under force_backward even with propagate_down: false (a Python layer
         # always allows forced backward), so "target_gradient": false is the opt-out: zeros.
-        exact = form_of(self.layout).gradient_bottom if self.target_gradient else None
+        exact = self.layout.form.gradient_bottom if self.target_gradient else None
         if exact is not None and not (exact < len(bottom) and propagate_down[exact]):
             exact = None
         zeros = [i for i in range(1, len(bottom)) if propagate_down[i] and i != exact]

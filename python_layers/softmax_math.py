@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .loss.bad_input import TargetError
+from .loss.bottoms import ARGUMENTS, check_bottoms
 from .loss.engine import SoftmaxCrossEntropy
-from .loss.forms import TARGET_FORMS, form_of, layout_for
+from .loss.forms import TARGET_FORMS, layout_for
 from .loss.layout import Layout, class_axis, class_view, label_view
 from .loss.options import DEFAULT_OPTIONS, NORMALIZATIONS, Options
 from .loss.target_grad import label_weight_grad, target_grad
-from .loss.targets import TargetError
 
 __all__ = [
     "NORMALIZATIONS",
@@ -69,14 +70,9 @@ def softmax_cross_entropy(
     option. ``with_target_grad`` adds d loss / d targets (dense) or d loss / d label_weights.
     """
     layout = layout_for(scores.shape, targets.shape, axis, targets_form)
-    form = form_of(layout)
-    if label_weights is not None and form.gradient_bottom != 2:  # only label lists have them
-        raise TargetError('label_weights go with label lists (targets_form="labels") only')
-    if label_weights is not None and np.shape(label_weights) != np.shape(targets):
-        raise TargetError(
-            f"label_weights have shape {np.shape(label_weights)}; expected the labels' shape "
-            f"{np.shape(targets)}"
-        )
+    form = layout.form
+    given = (scores, targets) if label_weights is None else (scores, targets, label_weights)
+    check_bottoms(targets_form, [np.shape(array) for array in given], ARGUMENTS)
     options = Options(
         normalization,
         normalize_targets,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from python_layers.labels import PADDING
 from python_layers.loss.options import Options
-from python_layers.loss.targets import PADDING
 
 OPTION_SETS = [
     Options(),

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from paths import REPO
 
+from python_layers import labels
 from python_layers.data import index_writer, order
-from python_layers.loss import fused_positions, numba_parts, targets
+from python_layers.loss import fused_positions, numba_parts
 from python_layers.loss.cuda import engine as cuda_engine
 
 MIB = 1 << 20
@@ -90,7 +91,7 @@ QUOTED = [
         1,
     ),
     *[
-        (document, r"padded\s+with (-?\d+)", lambda: targets.PADDING, 1)
+        (document, r"padded\s+with (-?\d+)", lambda: labels.PADDING, 1)
         for document in (
             "README.md",
             "docs/loss.md",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from nets import input_layer, net, softmax_loss_layer
 
-from python_layers.loss.targets import PADDING
+from python_layers.labels import PADDING
 
 pytestmark = pytest.mark.caffe
 

@@ -11,7 +11,7 @@ import pytest
 from nets import assert_learns
 
 from examples.digits_multilabel import data
-from python_layers.loss.targets import PADDING
+from python_layers.labels import PADDING
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ from nets import input_layer, net, softmax_loss_layer
 from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm
+from python_layers.labels import PADDING
+from python_layers.loss.forms import DENSE, LABEL_LISTS
 from python_layers.loss.options import NORMALIZATIONS
-from python_layers.loss.targets import PADDING
 from python_layers.testing import check_gradients
 
 
@@ -153,8 +154,8 @@ def test_bad_label_lists_are_named_and_nothing_is_written(engine_path, labels, w
 def test_label_lists_are_never_guessed_from_the_shape():
     with pytest.raises(ValueError, match=r"does not fit scores of shape \(4, 5\)"):
         sm.layout_for((4, 5), (4, 3))  # auto: neither dense nor index
-    assert sm.layout_for((4, 5), (4, 5)).target_kind == "dense"  # K = C stays dense by default
-    assert sm.layout_for((4, 5), (4, 5), form="labels").target_kind == "labels"
+    assert sm.layout_for((4, 5), (4, 5)).form is DENSE  # K = C stays dense by default
+    assert sm.layout_for((4, 5), (4, 5), form="labels").form is LABEL_LISTS
     assert sm.layout_for((4, 5, 1, 1), (4, 3, 1, 1), form="labels").labels_per_row == 3
     assert sm.layout_for((4, 5), (4,), form="labels").labels_per_row == 1
 

@@ -8,7 +8,7 @@ from nets import input_layer, net
 from sklearn.metrics import average_precision_score
 
 from python_layers import metrics
-from python_layers.loss.targets import PADDING
+from python_layers.labels import PADDING
 from python_layers.testing import check_gradients
 
 
@@ -144,6 +144,45 @@ def test_metrics_layer_names_a_bad_label(make_net):
         r"3\.0 at position \(1, 1\)",
     ):
         n.forward()
+
+
+@pytest.mark.caffe
+@pytest.mark.parametrize(
+    "params,weights,message",
+    [
+        (
+            "{}",
+            (2, 2),
+            r'a third bottom \(label_weights\) needs "targets": "labels" in param_str; '
+            r'got "targets": "auto"',
+        ),
+        (
+            '{"targets": "labels"}',
+            (2, 3),
+            r"bottom\[2\] \(label_weights\) has shape \(2, 3\); expected the labels' shape "
+            r"\(2, 2\)",
+        ),
+    ],
+)
+def test_metrics_layer_checks_its_third_bottom_as_the_loss_does(make_net, params, weights, message):
+    with pytest.raises(ValueError, match=r"MultiLabelMetricsLayer: " + message):
+        make_net(
+            net(
+                input_layer(scores=(2, 3), labels=(2, 2), weights=weights),
+                metrics_layer(params, ("scores", "labels", "weights")),
+            )
+        )
+
+
+@pytest.mark.caffe
+def test_metrics_layer_names_the_tops_it_needs(make_net):
+    layer = metrics_layer("{}").replace(' top: "map"', "")
+    with pytest.raises(
+        ValueError,
+        match=r"MultiLabelMetricsLayer: needs 4 tops \(precision_at_1, precision_at_k, "
+        r"recall_at_k, map\), got 3",
+    ):
+        make_net(net(input_layer(scores=(2, 3), targets=(2, 3)), layer))
 
 
 @pytest.mark.caffe

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from python_layers.loss.targets import PADDING
+from python_layers.labels import PADDING
 
 pytestmark = pytest.mark.caffe
 

@@ -10,7 +10,7 @@ import pytest
 from loss_cases import khot
 from nets import input_layer, net, softmax_loss_layer
 
-from python_layers.loss.targets import PADDING
+from python_layers.labels import PADDING
 from python_layers.testing import check_gradients
 
 pytestmark = pytest.mark.caffe

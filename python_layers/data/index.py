@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..loss.targets import PADDING
+from ..labels import PADDING
 from . import index_file, list_file
 from .index_file import ENV, FORMAT, HEADER_BYTES, MAGIC, IndexFolderError, identity
 from .list_file import ListFileError

@@ -1,8 +1,9 @@
 """The loss without Caffe (numpy and numba; CUDA in :mod:`.cuda`): one idea per module.
 
-- :mod:`.layout`: how scores split around the class axis; which form the targets take.
+- :mod:`.layout`: how scores split around the class axis; the targets' form object.
 - :mod:`.forms`: the three target forms as objects (validation and wording, what the kernels
-  read, the gradient to the targets); :mod:`.targets` holds the messages.
+  read, the gradient to the targets); :mod:`.bad_input` holds the messages.
+- :mod:`.bottoms`: the bottoms a choice of form takes (the layers, softmax_math, netspec).
 - :mod:`.normalize`: the divisor Z and every normalisation rule, once.
 - :mod:`.engine`: :class:`~.engine.SoftmaxCrossEntropy`, forward and backward, on the numba
   kernels of :mod:`.fused_rows` ((N, C) scores) and :mod:`.fused_positions` (dims after the

@@ -13,7 +13,6 @@ import numpy as np
 from .cuda import device
 from .cuda.engine import DeviceInputError, DeviceSoftmaxCrossEntropy
 from .engine import SoftmaxCrossEntropy
-from .forms import form_of
 from .layout import Layout
 
 
@@ -35,7 +34,7 @@ class HostBlobs:
 
     def backward(self, bottom, weight: float, scores: bool, exact: int | None, zeros) -> None:
         """``exact``: the bottom that gets the targets' exact gradient (None: none)."""
-        form, options = form_of(self.layout), self.engine.options
+        form, options = self.layout.form, self.engine.options
         if scores or exact == 1:
             self.engine.backward(
                 self.saved,

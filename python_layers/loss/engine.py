@@ -24,15 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .bad_input import BadScoresError, BadTargetsError, non_finite_scores_message
 from .buffers import Buffers
-from .forms import form_of
 from .fused_positions import Positions
 from .fused_rows import Rows
 from .layout import Layout, class_view, label_view
 from .normalize import divisor, divisor_rule
 from .numba_parts import threads
 from .options import DEFAULT_OPTIONS, Options
-from .targets import BadScoresError, BadTargetsError, non_finite_scores_message
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class SoftmaxCrossEntropy:
         for name, out in outputs.items():
             if out is not None and not out.flags.c_contiguous:  # a reshape would write a copy
                 raise ValueError(f"{name} must be C-contiguous (np.empty(shape, np.float32))")
-        view = class_view if form_of(layout).view_as_classes else label_view
+        view = class_view if layout.form.view_as_classes else label_view
         return (
             class_view(np.ascontiguousarray(scores), layout),  # no copy for blobs (C order)
             view(np.ascontiguousarray(targets), layout),
@@ -111,7 +110,7 @@ class SoftmaxCrossEntropy:
         scores3, targets3, weights3, probs = self._views(
             layout, scores, targets, label_weights, outputs
         )
-        form, kernel = form_of(layout), self.kernel(layout)
+        form, kernel = layout.form, self.kernel(layout)
         try:
             if probs is not None:
                 self._check_scores(scores3)
@@ -145,7 +144,7 @@ class SoftmaxCrossEntropy:
         * dloss/dt`` into ``target_grad_out``, from the inputs :meth:`forward` was given and
         what it kept; nothing the output arrays held is read."""
         layout = saved.layout
-        form, kernel = form_of(layout), self.kernel(layout)
+        form, kernel = layout.form, self.kernel(layout)
         if target_grad_out is not None and form.gradient_bottom != 1:
             raise ValueError("target_grad_out is for dense targets")
         outputs = {"grad_out": grad_out, "target_grad_out": target_grad_out}

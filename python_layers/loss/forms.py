@@ -1,6 +1,7 @@
 """The three forms targets take, as objects: each owns fitting the targets' shape to the
 scores', its validation and error wording, the preparation its kernels read, and its gradient
-to the targets. Engines and the layers ask the form; they never compare its name.
+to the targets. A :class:`~.layout.Layout` holds its form: engines and the layers ask
+``layout.form``; they never compare its name.
 
 The kernels read targets as ``a_c = w_c (scale t_c + offset)`` (dense) or ``a_c = w_c offset
 + sum_j coefficient_j [c == label_j]`` (index targets: lists of one; label lists), with
@@ -13,21 +14,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..metrics import relevance_from_labels
+from ..labels import PADDING, relevance_from_dense, relevance_from_index, relevance_from_labels
 from . import normalize
-from .buffers import Buffers
-from .fused_rows import prepare_lists
-from .layout import Layout, drop_ones, drop_trailing_ones, positions_shape, split_scores
-from .options import Options
-from .target_grad import label_weight_grad, target_grad
-from .targets import (
-    PADDING,
+from .bad_input import (
     BadTargetsError,
     TargetError,
     check_index_targets,
     check_label_lists,
     first_bad_dense,
 )
+from .buffers import Buffers
+from .fused_rows import prepare_lists
+from .layout import Layout, drop_ones, drop_trailing_ones, positions_shape, split_scores
+from .options import Options
+from .target_grad import label_weight_grad, target_grad
 
 
 class Prepared(NamedTuple):
@@ -48,7 +48,28 @@ def _class_weights(options: Options) -> np.ndarray | None:
     return None if weights is None else np.asarray(weights, dtype=np.float32)
 
 
-class Dense:
+class Form:
+    """What every form declares (each is a singleton below, so that layouts compare by it).
+
+    ``takes_label_weights``: a third bottom, label_weights, goes with these targets
+    (:mod:`.bottoms` holds the bottoms' rules); :meth:`ignore_label_refusal`: why
+    ``ignore_label`` does not apply to them (None: it does).
+    """
+
+    name: str
+    view_as_classes: bool
+    counts_label_weights: bool
+    gradient_bottom: int | None
+    takes_label_weights = False
+
+    def ignore_label_refusal(self, layout: Layout) -> str | None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{self.name} targets>"
+
+
+class Dense(Form):
     """The scores' shape, real values >= 0; a position summing to 0 is ignored."""
 
     name = "dense"
@@ -65,11 +86,17 @@ class Dense:
 
     def relevant(self, targets, label_weights, layout: Layout) -> np.ndarray:
         """(N, C) bools: the classes with a target above 0."""
-        return targets.reshape(layout.outer, layout.classes) > 0
+        return relevance_from_dense(targets.reshape(layout.outer, layout.classes))
 
     def padding(self, options: Options) -> float | None:
         """The label value that marks no label (None: none does)."""
         return None
+
+    def ignore_label_refusal(self, layout: Layout) -> str | None:
+        return (
+            f"bottom[1] (targets) is dense (shape {layout.outer}x{layout.classes}x"
+            f"{layout.inner} as outer x C x inner); a dense row of zeros is ignored instead"
+        )
 
     def error(self, targets, label_weights, classes: int, options: Options) -> Exception:
         return first_bad_dense(targets)
@@ -110,7 +137,7 @@ class Dense:
         return target_grad(scores, targets, layout, options)
 
 
-class Index:
+class Index(Form):
     """One integer label per position, in [0, C) or ignore_label."""
 
     name = "index"
@@ -132,7 +159,7 @@ class Index:
     def relevant(self, targets, label_weights, layout: Layout) -> np.ndarray:
         """(N, C) bools: each sample's label."""
         check_index_targets(targets, layout.classes, None)
-        return relevance_from_labels(targets.reshape(-1, 1), layout.classes)
+        return relevance_from_index(targets, layout.classes)
 
     def padding(self, options: Options) -> float | None:
         return options.ignore_label
@@ -177,13 +204,14 @@ class Index:
         return None
 
 
-class LabelLists:
+class LabelLists(Form):
     """(N, K) class indices padded with -1, optional weights: t_c = sum_j w_j [label_j == c]."""
 
     name = "labels"
     view_as_classes = False
     counts_label_weights = False
     gradient_bottom = 2  # d loss / d label weights goes to bottom[2]
+    takes_label_weights = True
 
     def fit(self, scores_shape, targets_shape, axis: int) -> int:
         """K, for targets (dims before the class axis..., K) plus trailing 1s and scores
@@ -214,6 +242,12 @@ class LabelLists:
 
     def padding(self, options: Options) -> float | None:
         return PADDING
+
+    def ignore_label_refusal(self, layout: Layout) -> str | None:
+        return (
+            f"label lists mark missing labels with {PADDING} padding, and a row with none is "
+            "ignored"
+        )
 
     def error(self, targets, label_weights, classes: int, options: Options) -> Exception:
         check_label_lists(targets, label_weights, classes)
@@ -255,11 +289,6 @@ _AUTO_ACCEPTS = (
 )
 
 
-def form_of(layout: Layout):
-    """The form object of a layout's targets."""
-    return FORMS[layout.target_kind]
-
-
 def layout_for(
     scores_shape: tuple[int, ...],
     targets_shape: tuple[int, ...],
@@ -277,7 +306,7 @@ def layout_for(
     for candidate in candidates:
         width = candidate.fit(scores_shape, targets_shape, axis)
         if width is not None:
-            return Layout(outer, classes, inner, candidate.name, width)
+            return Layout(outer, classes, inner, candidate, width)
     if len(candidates) == 1:
         accepted = candidates[0].accepted(scores_shape, axis)
     else:

@@ -2,37 +2,37 @@
 
 Every array is handled as a view of shape ``(outer, C, inner)``: ``outer`` is the product of
 the dims before the class axis, ``inner`` of those after it, and a *position* is one
-``(outer, inner)`` pair. Targets come in three forms:
-
-- ``dense``: the scores' shape, a real value >= 0 per class and position;
-- ``index``: one integer label per position (Caffe's SoftmaxWithLoss form);
-- ``labels``: a label list per row, shape (N, K), class indices padded with -1 (only for
-  scores without an inner dimension: (N, C) or (N, C, 1, 1)).
-
-Each form is an object in :mod:`.forms`, which owns what follows from it, fitting the
-targets' shape to the scores' (:func:`.forms.layout_for`) included.
+``(outer, inner)`` pair. The targets' form is one of the objects of :mod:`.forms` (dense,
+index, label lists), which owns what follows from it, fitting the targets' shape to the
+scores' (:func:`.forms.layout_for`) included; a :class:`Layout` holds that object, so code
+that has a layout asks ``layout.form`` and never compares names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .targets import TargetError
+from .bad_input import TargetError
 
-TargetKind = Literal["dense", "index", "labels"]
+if TYPE_CHECKING:  # forms.py imports this module
+    from .forms import Form
 
 
 @dataclass(frozen=True)
 class Layout:
-    """How the scores split around the class axis, and what kind the targets are."""
+    """How the scores split around the class axis, and which form the targets take.
+
+    Hashable and compared by value (the engines pick a kernel once per layout): the form
+    objects are singletons, compared by identity.
+    """
 
     outer: int  # product of the dims before the class axis
     classes: int  # C
     inner: int  # product of the dims after the class axis
-    target_kind: TargetKind
+    form: Form  # one of forms.DENSE, forms.INDEX, forms.LABEL_LISTS
     labels_per_row: int = 1  # K: label-list width (1 for index targets)
 
     @property

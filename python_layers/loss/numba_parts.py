@@ -15,7 +15,7 @@ import os
 import numpy as np
 from numba import get_num_threads, njit
 
-from .targets import BadScoresError, BadTargetsError
+from .bad_input import BadScoresError, BadTargetsError
 
 # Idle OpenMP threads spin by default and take the cores from OpenBLAS's threads in the rest
 # of the net (measured: the example conv net ran 25% slower): let them sleep instead. Read by

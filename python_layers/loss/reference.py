@@ -30,7 +30,7 @@ class Reference:
 def dense_targets(targets, layout: Layout, options: Options, label_weights=None):
     """(positions, C) float64 targets and the valid mask (positions,), any form."""
     outer, classes, inner = layout.outer, layout.classes, layout.inner
-    if layout.target_kind == "dense":
+    if layout.form.name == "dense":
         dense = np.moveaxis(class_view(np.asarray(targets, np.float64), layout), 1, 2)
         dense = dense.reshape(-1, classes)
         return dense, dense.sum(axis=1) > 0
@@ -40,12 +40,12 @@ def dense_targets(targets, layout: Layout, options: Options, label_weights=None)
     if label_weights is not None:
         weights = np.asarray(label_weights, np.float64).reshape(labels.shape)
     listed = labels >= 0
-    if layout.target_kind == "index" and options.ignore_label is not None:
+    if layout.form.name == "index" and options.ignore_label is not None:
         listed = labels != options.ignore_label
     dense = np.zeros((labels.shape[0], classes))
     rows = np.nonzero(listed)[0]
     np.add.at(dense, (rows, labels[listed].astype(np.int64)), weights[listed])
-    valid = listed.any(axis=1) if layout.target_kind == "index" else dense.sum(axis=1) > 0
+    valid = listed.any(axis=1) if layout.form.name == "index" else dense.sum(axis=1) > 0
     return dense, valid
 
 
@@ -57,7 +57,7 @@ def reference(
     s = np.moveaxis(class_view(np.asarray(scores, np.float64), layout), 1, 2).reshape(-1, classes)
     t, valid = dense_targets(targets, layout, options, label_weights)
     w = np.ones(classes) if options.class_weights is None else np.asarray(options.class_weights)
-    rule = divisor_rule(options, layout, weighs_labels=layout.target_kind == "index")
+    rule = divisor_rule(options, layout, weighs_labels=layout.form.name == "index")
     counted = (t @ w)[valid].sum() if rule.counts == WEIGHTS else valid.sum()  # PyTorch's
     z = divisor(rule, counted)
     if options.normalize_targets:

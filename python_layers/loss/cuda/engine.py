@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..forms import form_of
 from ..layout import Layout
 from ..normalize import divisor_rule, weight_sum
 from ..options import DEFAULT_OPTIONS, Options
@@ -179,7 +178,7 @@ class DeviceSoftmaxCrossEntropy:
 
     def _common(self, scores, targets, layout, label_weights) -> tuple:
         """The arguments both per-position kernels take first."""
-        kind = DENSE if form_of(layout).view_as_classes else SPARSE
+        kind = DENSE if layout.form.view_as_classes else SPARSE
         weights = _u64(self._weights[1] if self._weights else 0)
         return (
             *(_u64(scores), _u64(targets), _u64(label_weights), weights),
@@ -201,7 +200,7 @@ class DeviceSoftmaxCrossEntropy:
     def _forward_plan(self, scores, targets, layout, label_weights, probs_out, loss_out) -> list:
         """The launches (kernel, blocks, threads, arguments) of one forward."""
         o, positions, width = self.options, layout.positions, layout.labels_per_row
-        form = form_of(layout)
+        form = layout.form
         pad = form.padding(o)
         sparse_count = 1 if form.view_as_classes else positions * width
         stats = self._buffer("stats", positions * N_STATS, np.float64)
@@ -243,7 +242,7 @@ class DeviceSoftmaxCrossEntropy:
         self, scores, targets, layout, label_weights, grad_out, grad_scale, target_grad_out,
         label_weight_grad_out, target_grad_scale,
     ) -> list:  # fmt: skip
-        gradient_bottom = form_of(layout).gradient_bottom
+        gradient_bottom = layout.form.gradient_bottom
         if target_grad_out and gradient_bottom != 1:
             raise ValueError("target_grad_out is for dense targets")
         if label_weight_grad_out and not (gradient_bottom == 2 and label_weights):

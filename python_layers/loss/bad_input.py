@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-PADDING = -1  # a label list's filler: no label
+from ..labels import PADDING
 
 
 class BadScoresError(Exception):
