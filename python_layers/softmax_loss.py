@@ -24,7 +24,7 @@ import numpy as np
 from .errors import reports_errors
 from .loss.blobs import DeviceBlobs, HostBlobs
 from .loss.cuda import device
-from .loss.cuda.engine import DeviceSoftmaxCrossEntropy
+from .loss.cuda.launch import DeviceSoftmaxCrossEntropy
 from .loss.engine import SoftmaxCrossEntropy
 from .loss.forms import CHOICES, LABEL_LISTS, form_of, layout_for
 from .loss.layout import Layout

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from python_layers.loss.cuda.engine import KERNELS
+from python_layers.loss.cuda.launch import KERNELS
 
 HEADER = Path(__file__).with_name("cuda_host.h")
 C_TYPES = {np.uint64: ctypes.c_ulonglong, np.int64: ctypes.c_longlong, np.float64: ctypes.c_double}

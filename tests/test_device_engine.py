@@ -15,7 +15,7 @@ import pytest
 from cuda_host import HostBackend
 from loss_cases import KINDS, OPTION_SETS, SHAPES, loss_inputs
 
-from python_layers.loss.cuda.engine import (
+from python_layers.loss.cuda.launch import (
     BAD_SCORES,
     BAD_TARGETS,
     KERNELS,

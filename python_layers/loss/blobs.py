@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cuda import device
-from .cuda.engine import DeviceInputError, DeviceSoftmaxCrossEntropy
+from .cuda.launch import DeviceInputError, DeviceSoftmaxCrossEntropy
 from .engine import SoftmaxCrossEntropy
 from .forms import form_of
 from .layout import Layout

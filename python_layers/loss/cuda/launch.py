@@ -58,7 +58,7 @@ def _u64(address: int | None) -> np.uint64:
 
 
 class DeviceSoftmaxCrossEntropy:
-    """Loss, gradients and probabilities on device memory, for any layout (see engine.py).
+    """Loss, gradients and probabilities on device memory, for any layout (the math of ..engine).
 
     ``block``: force a thread block per position (True) or a thread per position (False);
     by default a block per row for (N, C) with C >= 32, a thread per position otherwise.
