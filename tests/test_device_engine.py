@@ -22,10 +22,9 @@ from python_layers.loss.cuda.launch import (
     DeviceInputError,
     DeviceSoftmaxCrossEntropy,
 )
-from python_layers.loss.engine import SoftmaxCrossEntropy
+from python_layers.loss.engine import SoftmaxCrossEntropy, label_weight_grad, target_grad
 from python_layers.loss.forms import layout_for
 from python_layers.loss.options import Options
-from python_layers.loss.target_grad import label_weight_grad, target_grad
 
 
 def _address(array):
