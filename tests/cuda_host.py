@@ -27,6 +27,43 @@ def compile_kernels(directory: Path) -> ctypes.CDLL:
     return ctypes.CDLL(str(library))
 
 
+# Host entry points to kernels.cu's device functions that twin the package's numba and Python
+# rules (tests/test_coefficients.py): compiled with the kernels, called through ctypes.
+CHECKS = """
+#include "{kernels}"
+extern "C" void check_coefficients(double total, double weighted, double eps, i64 normalize,
+                                   i64 classes, double weight_sum, double* out) {{
+  const Coefficients a = target_coefficients(total, weighted, eps, normalize, classes, weight_sum);
+  out[0] = a.scale;
+  out[1] = a.offset;
+  out[2] = a.mass;
+}}
+extern "C" double check_divisor(i64 z_counts, double z_fixed, i64 z_clamp, double counted) {{
+  return z_divisor(z_counts, z_fixed, z_clamp, counted);
+}}
+"""
+
+
+def compile_checks(directory: Path) -> ctypes.CDLL:
+    """kernels.cu and :data:`CHECKS`, compiled for the host."""
+    compiler = shutil.which("g++")
+    if compiler is None:
+        raise RuntimeError("g++ is needed to compile kernels.cu for the host")
+    source, library = directory / "checks.cpp", directory / "checks_host.so"
+    source.write_text(CHECKS.format(kernels=KERNELS))
+    flags = ["-O1", "-std=c++20", "-shared", "-fPIC", "-include", str(HEADER)]
+    subprocess.run([compiler, *flags, str(source), "-o", str(library)], check=True)
+    checks = ctypes.CDLL(str(library))
+    c_double, c_i64 = ctypes.c_double, ctypes.c_longlong
+    checks.check_coefficients.restype = None
+    checks.check_coefficients.argtypes = [
+        *(c_double, c_double, c_double, c_i64, c_i64, c_double, ctypes.POINTER(c_double))
+    ]
+    checks.check_divisor.restype = c_double
+    checks.check_divisor.argtypes = [c_i64, c_double, c_i64, c_double]
+    return checks
+
+
 class HostBackend:
     """Small blocks, so that reductions over several threads and positions past the last
     thread's bound are exercised: 4 threads when a block handles a position, 3 otherwise."""
