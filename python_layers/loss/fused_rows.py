@@ -70,15 +70,33 @@ def _dense_sums(st, t, weights, weight_sum, eps, normalize):  # pragma: no cover
     return True
 
 
-@njit(cache=True)
-def check_dense(targets, weights, weight_sum, eps, normalize, stats):  # pragma: no cover
-    """Whether every dense target is finite and >= 0 (the row kernel writes probabilities
-    row by row, so when it is asked to, the targets are checked first: nothing is written
-    before a bad target raises)."""
+@njit(inline="always")
+def _bad_dense_row(t):  # pragma: no cover - numba
+    """Whether a row holds a negative or non-finite target (:func:`_dense_sums`' check)."""
+    negative = 0
+    t_check = np.float32(0.0)
+    for c in range(t.size):
+        t_check += t[c] - t[c]
+        negative += t[c] < 0
+    return negative != 0 or t_check != 0
+
+
+# The row kernel writes probabilities row by row, so when it is asked to, dense targets are
+# checked first, in a pass of their own: nothing is written before a bad target raises.
+@njit(cache=True, fastmath=FAST)
+def dense_ok_serial(targets):  # pragma: no cover - numba
     for r in range(targets.shape[0]):
-        if not _dense_sums(stats[r], targets[r], weights, weight_sum, eps, normalize):
+        if _bad_dense_row(targets[r]):
             return False
     return True
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def dense_ok_parallel(targets):  # pragma: no cover - numba
+    bad = 0
+    for r in prange(targets.shape[0]):
+        bad += _bad_dense_row(targets[r])
+    return bad == 0
 
 
 @njit(inline="always")
@@ -251,7 +269,8 @@ class Rows:
         stats.fill(0.0)
         sums = (self.weights, weight_sum(o, self.weights.size), o.label_smoothing)
         if prepared.dense and probs is not None:  # checked before any row's p is written
-            if not check_dense(targets[:, :, 0], *sums, o.normalize_targets, stats):
+            dense_ok = dense_ok_parallel if self._chunks(scores.size) > 1 else dense_ok_serial
+            if not dense_ok(targets[:, :, 0]):
                 raise_if_bad(0, BAD_TARGETS)
         args = (
             scores[:, :, 0],
