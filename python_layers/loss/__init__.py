@@ -2,12 +2,16 @@
 
 - :mod:`.layout`: how scores split around the class axis; which form the targets take.
 - :mod:`.forms`: the three target forms as objects (validation and wording, what the kernels
-  read, the gradient to the targets); :mod:`.targets` holds the messages.
-- :mod:`.normalize`: the divisor Z and every normalisation rule, once.
-- :mod:`.engine`: :class:`~.engine.SoftmaxCrossEntropy`, forward and backward, on the numba
-  kernels of :mod:`.fused_rows` ((N, C) scores) and :mod:`.fused_positions` (dims after the
-  class axis), which share :mod:`.numba_parts`; buffers in :mod:`.buffers`.
-- :mod:`.reference`: the same math in float64 numpy, what the kernels are tested against.
-- :mod:`.target_grad`: the gradient with respect to dense targets and label weights (float64).
+  read, which bottom gets the targets' gradient); :mod:`.targets` holds the messages.
+- :mod:`.coefficients`: the targets' coefficients, one numba rule for every form.
+- :mod:`.normalize`: the normalizations, the divisor Z and every normalisation rule, once.
+- :mod:`.engine`: :class:`~.engine.SoftmaxCrossEntropy`, forward (Z computed once) and
+  backward, on the numba kernels of :mod:`.fused_rows` ((N, C) scores) and
+  :mod:`.fused_positions` (dims after the class axis), which share :mod:`.numba_parts`;
+  buffers in :mod:`.buffers`.
+- :mod:`.reference`: the same math in float64 numpy, what the kernels are tested against
+  (sharing no code with them).
+- :mod:`.target_grad`: the dense targets' gradient for dims after the class axis (float64,
+  from what forward kept); the row kernel writes the targets' gradients itself.
 - :mod:`.blobs`: the engines on Caffe's blobs (host arrays, or device addresses on a GPU).
 """

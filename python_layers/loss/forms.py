@@ -1,6 +1,7 @@
 """The three forms targets take, as objects: each owns fitting the targets' shape to the
-scores', its validation and error wording, the preparation its kernels read, and its gradient
-to the targets. Engines and the layers ask the form; they never compare its name.
+scores', its validation and error wording, the preparation its kernels read, and which bottom
+gets the gradient to the targets (the kernels compute it). Engines and the layers ask the
+form; they never compare its name.
 
 The kernels read targets as ``a_c = w_c (scale t_c + offset)`` (dense) or ``a_c = w_c offset
 + sum_j coefficient_j [c == label_j]`` (index targets: lists of one; label lists), with
