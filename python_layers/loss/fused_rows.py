@@ -9,12 +9,14 @@ sums their gradient needs; and ``exps`` (N, C) float32, exp(s - max), as Caffe's
 SoftmaxWithLoss keeps its probabilities (one scores-sized buffer: computing the exps again in
 backward cost as much as the whole forward). Backward is then one pass per row from the kept
 exps and the targets: the gradient written straight into the caller's array (and, when asked,
-the gradient with respect to dense targets: distillation, which reads the scores too). It never
-reads what the output arrays held before. Rows are spread over threads above a size threshold.
+the gradient with respect to dense targets, distillation, or to label weights, as the CUDA
+kernels do; both read the scores too). It never reads what the output arrays held before.
+Rows are spread over threads above a size threshold.
 
 Notation: ``a_c = w_c (scale t_c + offset)`` (dense) or ``w_c offset + sum_j coefficient_j
-[c == label_j]`` (label lists, index targets: lists of one, prepared by the engine);
-``mass = sum_c a_c``; the row's loss is ``mass log(total) - sum_c a_c (s_c - max)``.
+[c == label_j]`` (label lists, index targets: lists of one, prepared by the form); scale,
+offset and ``mass = sum_c a_c`` by :func:`.coefficients.coefficients` for every form; the
+row's loss is ``mass log(total) - sum_c a_c (s_c - max)``.
 Stats also carry 1 if the row is valid (counted by "valid"), and a bad-input code (1:
 non-finite scores, 2: a negative or non-finite dense target); the caller raises on it.
 """
