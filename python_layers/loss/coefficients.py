@@ -55,6 +55,11 @@ def prepare_lists(
     """
     positions, width = labels.shape
     classes = class_weights.size
+    if width == 1 and not weighted_lists:  # index targets: one label of weight 1
+        return _prepare_single(
+            labels, class_weights, weight_sum, eps, normalize, has_pad, pad, codes,
+            coefficients_out, offset, mass,
+        )  # fmt: skip
     valid, counted = 0, 0.0
     for r in range(positions):
         total = weighted = 0.0
@@ -62,7 +67,7 @@ def prepare_lists(
             x = labels[r, j]
             w = weights[r, j] if weighted_lists else np.float32(1.0)
             padded = has_pad and x == pad
-            if not (padded or (x == math.floor(x) and 0 <= x < classes)):  # nan fails too
+            if not (padded or (x == np.floor(x) and 0 <= x < classes)):  # nan fails too
                 return 0, 0.0, 1
             if weighted_lists and not (w >= 0 and math.isfinite(w)):
                 return 0, 0.0, 1
@@ -82,6 +87,42 @@ def prepare_lists(
         if total > 0.0:
             valid += 1
             counted += weighted
+    return valid, counted, 0
+
+
+@njit(inline="always")
+def _prepare_single(
+    labels, class_weights, weight_sum, eps, normalize, has_pad, pad, codes, coefficients_out,
+    offset, mass,
+):  # pragma: no cover - numba  # fmt: skip
+    """:func:`prepare_lists` for lists of one label of weight 1 (index targets), in two short
+    loops that compile to tight code: checked first, then filled (one loop doing both, as
+    :func:`prepare_lists` does, ran at half numpy's speed here; np.floor, not math.floor,
+    whose conversion to an integer made the check three times slower)."""
+    classes = class_weights.size
+    for r in range(labels.shape[0]):
+        x = labels[r, 0]
+        padded = has_pad and x == pad
+        if not (padded or (x == np.floor(x) and 0 <= x < classes)):  # nan fails too
+            return 0, 0.0, 1
+    valid, counted = 0, 0.0
+    for r in range(labels.shape[0]):
+        x = labels[r, 0]
+        if has_pad and x == pad:
+            codes[r, 0] = 0
+            coefficients_out[r, 0] = 0.0
+            offset[r] = 0.0
+            mass[r] = 0.0
+        else:
+            code = np.int64(x)
+            w = class_weights[code]
+            scale, offset[r], mass[r] = coefficients(
+                1.0, np.float64(w), eps, normalize, classes, weight_sum
+            )
+            codes[r, 0] = code
+            coefficients_out[r, 0] = np.float32(scale) * w  # as prepare_lists rounds it
+            valid += 1
+            counted += w
     return valid, counted, 0
 
 
