@@ -25,7 +25,7 @@ from .errors import reports_errors
 from .loss.blobs import DeviceBlobs, HostBlobs
 from .loss.bottoms import check_bottoms
 from .loss.cuda import device
-from .loss.cuda.engine import DeviceSoftmaxCrossEntropy
+from .loss.cuda.launch import DeviceSoftmaxCrossEntropy
 from .loss.engine import SoftmaxCrossEntropy
 from .loss.forms import layout_for
 from .loss.layout import Layout

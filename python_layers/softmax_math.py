@@ -14,11 +14,10 @@ import numpy as np
 
 from .loss.bad_input import TargetError
 from .loss.bottoms import ARGUMENTS, check_bottoms
-from .loss.engine import SoftmaxCrossEntropy
+from .loss.engine import SoftmaxCrossEntropy, label_weight_grad, target_grad
 from .loss.forms import TARGET_FORMS, layout_for
 from .loss.layout import Layout, class_axis, class_view, label_view
 from .loss.options import DEFAULT_OPTIONS, NORMALIZATIONS, Options
-from .loss.target_grad import label_weight_grad, target_grad
 
 __all__ = [
     "NORMALIZATIONS",
@@ -86,8 +85,10 @@ def softmax_cross_entropy(
     if label_weights is not None:
         label_weights = np.ascontiguousarray(label_weights, dtype=np.float32)
     grad, probs = np.empty(scores.shape, np.float32), np.empty(scores.shape, np.float32)
-    in_engine = with_target_grad and form.gradient_bottom == 1  # dense targets' gradient
-    grad_targets = np.empty(targets.shape, np.float32) if in_engine else None
+    wanted = form.gradient_bottom if with_target_grad else None  # 1: dense targets, 2: weights
+    if wanted == 2 and label_weights is None:
+        label_weights = np.ones(targets.shape, np.float32)  # d loss / d w at w = 1
+    grad_targets = np.empty(targets.shape, np.float32) if wanted else None
     loss = SoftmaxCrossEntropy(options)(
         scores,
         targets,
@@ -95,8 +96,7 @@ def softmax_cross_entropy(
         label_weights=label_weights,
         grad_out=grad,
         probs_out=probs,
-        target_grad_out=grad_targets,
+        target_grad_out=grad_targets if wanted == 1 else None,
+        label_weight_grad_out=grad_targets if wanted == 2 else None,
     )
-    if with_target_grad and form.gradient_bottom == 2:  # label weights' gradient, in float64
-        grad_targets = form.target_grad(scores, targets, label_weights, layout, options)
     return CrossEntropy(loss=loss, score_grad=grad, probs=probs, target_grad=grad_targets)

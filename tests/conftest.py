@@ -66,18 +66,32 @@ def patched_caffe_tool(caffe_tool) -> Path:
     return caffe_tool
 
 
-@pytest.fixture(scope="session")
-def library(tmp_path_factory):
-    """kernels.cu built for the host; skipped without g++ (the Docker image ships no compiler)
-    unless REQUIRE_BUILD_SOURCE=1 (CI's native run)."""
+def _need_compiler() -> None:
+    """Skip without g++ (the Docker image ships no compiler) unless REQUIRE_BUILD_SOURCE=1
+    (CI's native run)."""
     if shutil.which("g++") is None:
         message = "g++ is not installed: the kernels cannot be compiled for the host"
         if os.environ.get("REQUIRE_BUILD_SOURCE") == "1":
             pytest.fail(f"REQUIRE_BUILD_SOURCE=1: {message}", pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory):
+    """kernels.cu built for the host (see :func:`_need_compiler`)."""
+    _need_compiler()
     from cuda_host import compile_kernels
 
     return compile_kernels(tmp_path_factory.mktemp("kernels"))
+
+
+@pytest.fixture(scope="session")
+def checks(tmp_path_factory):
+    """kernels.cu's device twins of the package's rules, callable from Python."""
+    _need_compiler()
+    from cuda_host import compile_checks
+
+    return compile_checks(tmp_path_factory.mktemp("checks"))
 
 
 @pytest.fixture

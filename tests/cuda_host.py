@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from python_layers.loss.cuda.engine import KERNELS
+from python_layers.loss.cuda.launch import KERNELS
 
 HEADER = Path(__file__).with_name("cuda_host.h")
 C_TYPES = {np.uint64: ctypes.c_ulonglong, np.int64: ctypes.c_longlong, np.float64: ctypes.c_double}
@@ -25,6 +25,43 @@ def compile_kernels(directory: Path) -> ctypes.CDLL:
     flags = ["-O1", "-std=c++20", "-shared", "-fPIC", "-include", str(HEADER), "-x", "c++"]
     subprocess.run([compiler, *flags, str(KERNELS), "-o", str(library)], check=True)
     return ctypes.CDLL(str(library))
+
+
+# Host entry points to kernels.cu's device functions that twin the package's numba and Python
+# rules (tests/test_coefficients.py): compiled with the kernels, called through ctypes.
+CHECKS = """
+#include "{kernels}"
+extern "C" void check_coefficients(double total, double weighted, double eps, i64 normalize,
+                                   i64 classes, double weight_sum, double* out) {{
+  const Coefficients a = target_coefficients(total, weighted, eps, normalize, classes, weight_sum);
+  out[0] = a.scale;
+  out[1] = a.offset;
+  out[2] = a.mass;
+}}
+extern "C" double check_divisor(i64 z_counts, double z_fixed, i64 z_clamp, double counted) {{
+  return z_divisor(z_counts, z_fixed, z_clamp, counted);
+}}
+"""
+
+
+def compile_checks(directory: Path) -> ctypes.CDLL:
+    """kernels.cu and :data:`CHECKS`, compiled for the host."""
+    compiler = shutil.which("g++")
+    if compiler is None:
+        raise RuntimeError("g++ is needed to compile kernels.cu for the host")
+    source, library = directory / "checks.cpp", directory / "checks_host.so"
+    source.write_text(CHECKS.format(kernels=KERNELS))
+    flags = ["-O1", "-std=c++20", "-shared", "-fPIC", "-include", str(HEADER)]
+    subprocess.run([compiler, *flags, str(source), "-o", str(library)], check=True)
+    checks = ctypes.CDLL(str(library))
+    c_double, c_i64 = ctypes.c_double, ctypes.c_longlong
+    checks.check_coefficients.restype = None
+    checks.check_coefficients.argtypes = [
+        *(c_double, c_double, c_double, c_i64, c_i64, c_double, ctypes.POINTER(c_double))
+    ]
+    checks.check_divisor.restype = c_double
+    checks.check_divisor.argtypes = [c_i64, c_double, c_i64, c_double]
+    return checks
 
 
 class HostBackend:

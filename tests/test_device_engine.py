@@ -15,17 +15,16 @@ import pytest
 from cuda_host import HostBackend
 from loss_cases import KINDS, OPTION_SETS, SHAPES, loss_inputs
 
-from python_layers.loss.cuda.engine import (
+from python_layers.loss.cuda.launch import (
     BAD_SCORES,
     BAD_TARGETS,
     KERNELS,
     DeviceInputError,
     DeviceSoftmaxCrossEntropy,
 )
-from python_layers.loss.engine import SoftmaxCrossEntropy
+from python_layers.loss.engine import SoftmaxCrossEntropy, label_weight_grad, target_grad
 from python_layers.loss.forms import layout_for
 from python_layers.loss.options import Options
-from python_layers.loss.target_grad import label_weight_grad, target_grad
 
 
 def _address(array):

@@ -15,7 +15,7 @@ from paths import REPO
 from python_layers import labels
 from python_layers.data import index_writer, order
 from python_layers.loss import fused_positions, numba_parts
-from python_layers.loss.cuda import engine as cuda_engine
+from python_layers.loss.cuda import launch as cuda_launch
 
 MIB = 1 << 20
 WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
@@ -37,11 +37,11 @@ def largest_label_of(dtype) -> int:
 
 # (document, phrase with the number as its group, the code's value, the unit the text uses)
 QUOTED = [
-    ("docs/gpu.md", r"one read of (\w+) doubles", lambda: cuda_engine.N_STATUS, 1),
+    ("docs/gpu.md", r"one read of (\w+) doubles", lambda: cuda_launch.N_STATUS, 1),
     (
         "docs/gpu.md",
         r"a thread block per row for \(N, C\) with C >= (\d+)",
-        lambda: cuda_engine.BLOCK_CLASSES,
+        lambda: cuda_launch.BLOCK_CLASSES,
         1,
     ),
     ("docs/data_scale.md", r"a (\d+)-round balanced Feistel", lambda: order.ROUNDS, 1),

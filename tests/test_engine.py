@@ -180,6 +180,26 @@ def test_non_finite_scores_are_caught_by_both_kernels(shape, bad):
         sm.SoftmaxCrossEntropy()(scores, targets, layout, grad_out=np.empty_like(scores))
 
 
+@pytest.mark.parametrize("shape", [(6, 300), (2, 5, 20, 30)])
+@pytest.mark.parametrize("bad", [-0.25, np.inf, np.nan])
+def test_bad_dense_targets_are_caught_before_any_probability_is_written(shape, bad):
+    """The row kernel writes p row by row and reads dense targets itself; a bad target in a
+    late row still raises before anything is written to the top (checked first)."""
+    scores, targets = dense_case(shape, np.random.default_rng(6))
+    where = (shape[0] - 1, 2) + (0,) * (len(shape) - 2)
+    targets[where] = bad
+    probs = np.full_like(scores, 0.5)
+    layout = sm.layout_for(shape, shape)
+    message = rf"bottom\[1\] \(targets\) holds {bad} at position " + re.escape(str(where))
+    with pytest.raises(sm.TargetError, match=message):
+        sm.SoftmaxCrossEntropy()(
+            scores, targets, layout, grad_out=np.empty_like(scores), probs_out=probs
+        )
+    assert (probs == 0.5).all()  # a top: nothing written
+    with pytest.raises(sm.TargetError, match=message):  # the kernels check as they go
+        sm.SoftmaxCrossEntropy()(scores, targets, layout, grad_out=np.empty_like(scores))
+
+
 NRT_PROBE = """
 import json, sys
 import numpy as np

@@ -45,7 +45,7 @@ def backend(cupy):
 
 
 def _on_gpu(cupy, backend, scores, targets, weights, form, options, block=None, scale=0.7):
-    from python_layers.loss.cuda.engine import DeviceSoftmaxCrossEntropy
+    from python_layers.loss.cuda.launch import DeviceSoftmaxCrossEntropy
 
     layout = layout_for(scores.shape, targets.shape, 1, form)
     s, t = cupy.asarray(scores), cupy.asarray(targets)

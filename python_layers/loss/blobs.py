@@ -8,10 +8,8 @@ scores' gradient, the targets' gradient where the form has one, zeros elsewhere)
 
 from __future__ import annotations
 
-import numpy as np
-
 from .cuda import device
-from .cuda.engine import DeviceInputError, DeviceSoftmaxCrossEntropy
+from .cuda.launch import DeviceInputError, DeviceSoftmaxCrossEntropy
 from .engine import SoftmaxCrossEntropy
 from .layout import Layout
 
@@ -34,8 +32,7 @@ class HostBlobs:
 
     def backward(self, bottom, weight: float, scores: bool, exact: int | None, zeros) -> None:
         """``exact``: the bottom that gets the targets' exact gradient (None: none)."""
-        form, options = self.layout.form, self.engine.options
-        if scores or exact == 1:
+        if scores or exact is not None:  # one pass for every gradient
             self.engine.backward(
                 self.saved,
                 bottom[0].data,
@@ -44,12 +41,9 @@ class HostBlobs:
                 grad_out=bottom[0].diff if scores else None,
                 grad_scale=weight,
                 target_grad_out=bottom[1].diff if exact == 1 else None,
+                label_weight_grad_out=bottom[2].diff if exact == 2 else None,
                 target_grad_scale=weight,
             )
-        if exact == 2:  # label weights, in float64 on the host
-            data = [bottom[i].data for i in range(3)]
-            grad = form.target_grad(*data, self.layout, options)
-            np.multiply(grad, np.float32(weight), out=bottom[2].diff)
         for index in zeros:
             bottom[index].diff[...] = 0.0
 

@@ -11,9 +11,11 @@ smoothing) and class weights ``w``::
 never ``log(softmax)`` and nothing is clamped. The numba kernels do the work: :mod:`.fused_rows`
 for (N, C) scores (a row at a time), :mod:`.fused_positions` for dims after the class axis
 (blocks of positions); the kernel is picked once per layout. The target form
-(:mod:`.forms`) prepares what the kernels read about the targets, and words bad input;
-:mod:`.normalize` gives Z. Forward keeps, per position, what backward needs (:class:`Saved`),
-so backward is one pass from the inputs. :mod:`.reference` is the same math in float64
+(:mod:`.forms`) prepares what the kernels read about the targets (every form's coefficients by
+the one rule of :mod:`.coefficients`), and words bad input. Forward computes Z once
+(:mod:`.normalize`, from what the pass counted) and keeps it, with what backward needs per
+position (:class:`Saved`), so backward (the scores' gradient and the targets': dense targets
+and label weights) is one pass from the inputs. :mod:`.reference` is the same math in float64
 numpy, what the tests hold the kernels to. Buffers are reused across calls, reallocated
 only when shapes change; outputs are written straight into the caller's arrays.
 """
@@ -114,18 +116,14 @@ class SoftmaxCrossEntropy:
         try:
             if probs is not None:
                 self._check_scores(scores3)
-            prepared = form.prepare(
-                self.buffers, targets3, weights3, layout, self.options,
-                rows=layout.inner == 1, check=probs is not None,
-            )  # fmt: skip
-            loss, valid, kept = kernel.forward(scores3, targets3, prepared, probs)
+            prepared = form.prepare(self.buffers, targets3, weights3, layout, self.options)
+            loss, counts, kept = kernel.forward(scores3, targets3, prepared, probs)
         except BadScoresError:
             raise FloatingPointError(non_finite_scores_message(scores)) from None
         except BadTargetsError:
             raise form.error(targets, label_weights, layout.classes, self.options) from None
-        z = prepared.divisor
-        if z is None:  # counted by the kernel (dense rows)
-            z = divisor(divisor_rule(self.options, layout), valid)
+        rule = divisor_rule(self.options, layout, form.counts_label_weights)
+        z = divisor(rule, *counts)  # once: backward and the targets' gradient read it
         return loss / z, Saved(layout, z, prepared, kept)
 
     def backward(
@@ -138,24 +136,33 @@ class SoftmaxCrossEntropy:
         grad_out: np.ndarray | None = None,
         grad_scale: float = 1.0,
         target_grad_out: np.ndarray | None = None,
+        label_weight_grad_out: np.ndarray | None = None,
         target_grad_scale: float = 1.0,
     ) -> None:
-        """``grad_scale * dloss/ds`` into ``grad_out`` and (dense targets) ``target_grad_scale
-        * dloss/dt`` into ``target_grad_out``, from the inputs :meth:`forward` was given and
-        what it kept; nothing the output arrays held is read."""
+        """``grad_scale * dloss/ds`` into ``grad_out``, and ``target_grad_scale`` times the
+        dense targets' gradient into ``target_grad_out`` or the label weights' into
+        ``label_weight_grad_out`` (as the GPU engine's backward), from the inputs
+        :meth:`forward` was given and what it kept (Z included); nothing the output arrays
+        held is read."""
         layout = saved.layout
         form, kernel = layout.form, self.kernel(layout)
         if target_grad_out is not None and form.gradient_bottom != 1:
             raise ValueError("target_grad_out is for dense targets")
+        if label_weight_grad_out is not None and not (
+            form.gradient_bottom == 2 and label_weights is not None
+        ):
+            raise ValueError("label_weight_grad_out is for label lists with label weights")
         outputs = {"grad_out": grad_out, "target_grad_out": target_grad_out}
-        scores3, targets3, _, grad, t_grad = self._views(
+        scores3, targets3, weights3, grad, t_grad = self._views(
             layout, scores, targets, label_weights, outputs
         )
-        in_kernel = t_grad if kernel.writes_target_grad else None
-        kernel.backward(saved, scores3, targets3, grad, grad_scale, in_kernel, target_grad_scale)
-        if t_grad is not None and in_kernel is None:
-            exact = form.target_grad(scores3, targets3, None, layout, self.options)
-            np.multiply(exact, np.float32(target_grad_scale), out=t_grad)
+        w_grad = None
+        if label_weight_grad_out is not None:
+            if not label_weight_grad_out.flags.c_contiguous:
+                raise ValueError("label_weight_grad_out must be C-contiguous")
+            w_grad = label_view(label_weight_grad_out, layout)
+        grads = (grad, t_grad, w_grad)
+        kernel.backward(saved, scores3, targets3, weights3, grads, grad_scale, target_grad_scale)
 
     def __call__(
         self,
@@ -168,13 +175,15 @@ class SoftmaxCrossEntropy:
         grad_scale: float = 1.0,
         probs_out: np.ndarray | None = None,
         target_grad_out: np.ndarray | None = None,
+        label_weight_grad_out: np.ndarray | None = None,
         target_grad_scale: float = 1.0,
     ) -> float:
         """:meth:`forward`, then :meth:`backward` when a gradient is asked for."""
         loss, saved = self.forward(
             scores, targets, layout, label_weights=label_weights, probs_out=probs_out
         )
-        if grad_out is not None or target_grad_out is not None:
+        wanted = (grad_out, target_grad_out, label_weight_grad_out)
+        if any(out is not None for out in wanted):
             self.backward(
                 saved,
                 scores,
@@ -183,6 +192,34 @@ class SoftmaxCrossEntropy:
                 grad_out=grad_out,
                 grad_scale=grad_scale,
                 target_grad_out=target_grad_out,
+                label_weight_grad_out=label_weight_grad_out,
                 target_grad_scale=target_grad_scale,
             )
         return loss
+
+
+def target_grad(
+    scores: np.ndarray, targets: np.ndarray, layout: Layout, options: Options = DEFAULT_OPTIONS
+) -> np.ndarray:
+    """d loss / d raw dense targets (the targets' shape, float32), unit loss weight."""
+    out = np.empty(np.shape(targets), np.float32)
+    scores, targets = np.asarray(scores, np.float32), np.asarray(targets, np.float32)
+    SoftmaxCrossEntropy(options)(scores, targets, layout, target_grad_out=out)
+    return out
+
+
+def label_weight_grad(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    label_weights: np.ndarray,
+    layout: Layout,
+    options: Options = DEFAULT_OPTIONS,
+) -> np.ndarray:
+    """d loss / d label weights (the labels' shape, (N, K), float32), unit loss weight: the
+    dense targets' gradient at the listed classes; padding (-1) gets 0."""
+    out = np.empty(np.shape(label_weights), np.float32)
+    scores, labels = np.asarray(scores, np.float32), np.asarray(labels, np.float32)
+    label_weights = np.asarray(label_weights, np.float32)
+    engine = SoftmaxCrossEntropy(options)
+    engine(scores, labels, layout, label_weights=label_weights, label_weight_grad_out=out)
+    return out

@@ -7,8 +7,10 @@ positions, so the loops vectorise without reductions across lanes. Forward: the 
 maximum and finiteness check, exp (the polynomial of :mod:`.numba_parts`), the float64 sums,
 the loss and the probabilities; it keeps each position's maximum and sum of exp for
 backward, which is one pass from the scores and targets: exp again and the gradient.
-Per-position target quantities (labels and their coefficients, or the dense scale, offset and
-mass) come prepared by the engine.
+Per-position target quantities come prepared: labels and their coefficients by the form,
+the dense targets' scale, offset and mass by a pass of :mod:`.coefficients` before the kernel
+(which also checks them), kept for backward. The dense targets' gradient is computed from
+forward's maxima and sums (:mod:`.target_grad`).
 
 Task statistics come back in ``stats`` (tasks, 3), laid out as the row kernels' (see
 :func:`.numba_parts.summarise`): the task's loss (before 1/Z), unused, and a bad-input code
@@ -23,8 +25,11 @@ import numpy as np
 from numba import njit, prange
 
 from .buffers import Buffers
+from .coefficients import prepare_dense
+from .normalize import weight_sum
 from .numba_parts import (
     BAD_SCORES,
+    BAD_TARGETS,
     FAST,
     PARALLEL_ELEMENTS,
     exp_parts,
@@ -33,6 +38,7 @@ from .numba_parts import (
     threads,
 )
 from .options import Options
+from .target_grad import dense_target_grad
 
 BLOCK = 256  # positions per task: C x 256 floats of scratch stay in L1/L2
 
@@ -182,8 +188,6 @@ def backward_parallel(args, work, bits, shift, total, stats):  # pragma: no cove
 class Positions:
     """Dims after the class axis: blocks of positions, one numba pass each."""
 
-    writes_target_grad = False  # the dense targets' gradient: the form's, in float64
-
     def __init__(self, buffers: Buffers, options: Options, class_weights: np.ndarray):
         self.buffers, self.options, self.weights = buffers, options, class_weights
 
@@ -202,33 +206,64 @@ class Positions:
         (kernels[1] if chunks > 1 else kernels[0])(args, *scratch, stats)
         return stats
 
-    def _targets(self, prepared, targets) -> tuple:
-        dense = prepared.dense
+    def _dense(self, targets) -> tuple[tuple, float]:
+        """Dense targets' scale, offset and mass per position (:mod:`.coefficients`), and the
+        valid positions; raises on a bad target (before the kernel writes anything)."""
+        o, b = self.options, self.buffers
+        outer, _, inner = targets.shape
+        shape = (outer, 1, inner)
+        arrays = (b("dense_scale", shape), b("dense_offset", shape))
+        arrays += (b("dense_mass", shape, np.float64),)
+        sums = b("target_sums", (2, inner), np.float64)
+        valid, bad = prepare_dense(
+            targets, self.weights, weight_sum(o, self.weights.size), o.label_smoothing,
+            o.normalize_targets, sums, *(array[:, 0, :] for array in arrays),
+        )  # fmt: skip
+        raise_if_bad(0 if bad else -1, BAD_TARGETS)
+        return arrays, float(valid)
+
+    def _targets(self, prepared, targets, dense_arrays) -> tuple:
+        dense, b = prepared.dense, self.buffers
+        sparse = (b.unused(3), prepared.offset, prepared.mass)
+        scale, offset, mass = dense_arrays if dense else sparse
         return (
-            *(dense, targets if dense else self.buffers.unused(3), prepared.labels),
-            *(prepared.coefficients, prepared.scale, prepared.offset, prepared.mass),
+            *(dense, targets if dense else b.unused(3), prepared.labels),
+            *(prepared.coefficients, scale, offset, mass),
         )
 
-    def forward(self, scores, targets, prepared, probs) -> tuple[float, float, tuple]:
+    def forward(self, scores, targets, prepared, probs) -> tuple[float, tuple, tuple]:
+        """(loss before 1/Z, Z's counts (valid positions, their weighted sum), kept)."""
         b = self.buffers
+        dense_arrays, counts = (), prepared.counts
+        if prepared.dense:
+            dense_arrays, valid = self._dense(targets)
+            counts = (valid, 0.0)
         kept = (
             b("saved_max", (scores.shape[0], scores.shape[2])),
             b("saved_total", (scores.shape[0], scores.shape[2]), np.float64),
+            dense_arrays,
         )
         args = (
-            *(scores, *self._targets(prepared, targets), self.weights),
-            *(b.unused(3) if probs is None else probs, probs is not None, *kept),
+            *(scores, *self._targets(prepared, targets, dense_arrays), self.weights),
+            *(b.unused(3) if probs is None else probs, probs is not None, *kept[:2]),
         )
         kernels = (forward_serial, forward_parallel)
         loss, _, bad_task, code = summarise(self._run(kernels, args, scores))
         raise_if_bad(bad_task, code)
-        return loss, 0.0, kept
+        return loss, counts, kept
 
-    def backward(self, saved, scores, targets, grad, grad_scale, t_grad, t_scale) -> None:
+    def backward(self, saved, scores, targets, label_weights, grads, grad_scale, t_scale):
+        """``grads``: (d/ds, d/d dense targets, unused: no label lists here) or None each; the
+        dense targets' gradient from forward's maxima and sums (:mod:`.target_grad`)."""
+        grad, t_grad, _ = grads
+        saved_max, saved_total, dense_arrays = saved.kept
         if grad is not None:
             args = (
-                *(scores, *self._targets(saved.prepared, targets), self.weights),
-                *(grad_scale / saved.divisor, grad, *saved.kept),
+                *(scores, *self._targets(saved.prepared, targets, dense_arrays), self.weights),
+                *(grad_scale / saved.divisor, grad, saved_max, saved_total),
             )
             kernels = (backward_serial, backward_parallel)
             self._run(kernels, args, scores)
+        if t_grad is not None:
+            scale = t_scale / saved.divisor
+            dense_target_grad(scores, targets, saved_max, saved_total, scale, self.options, t_grad)

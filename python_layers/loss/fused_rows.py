@@ -9,12 +9,14 @@ sums their gradient needs; and ``exps`` (N, C) float32, exp(s - max), as Caffe's
 SoftmaxWithLoss keeps its probabilities (one scores-sized buffer: computing the exps again in
 backward cost as much as the whole forward). Backward is then one pass per row from the kept
 exps and the targets: the gradient written straight into the caller's array (and, when asked,
-the gradient with respect to dense targets: distillation, which reads the scores too). It never
-reads what the output arrays held before. Rows are spread over threads above a size threshold.
+the gradient with respect to dense targets, distillation, or to label weights, as the CUDA
+kernels do; both read the scores too). It never reads what the output arrays held before.
+Rows are spread over threads above a size threshold.
 
 Notation: ``a_c = w_c (scale t_c + offset)`` (dense) or ``w_c offset + sum_j coefficient_j
-[c == label_j]`` (label lists, index targets: lists of one, prepared by the engine);
-``mass = sum_c a_c``; the row's loss is ``mass log(total) - sum_c a_c (s_c - max)``.
+[c == label_j]`` (label lists, index targets: lists of one, prepared by the form); scale,
+offset and ``mass = sum_c a_c`` by :func:`.coefficients.coefficients` for every form; the
+row's loss is ``mass log(total) - sum_c a_c (s_c - max)``.
 Stats also carry 1 if the row is valid (counted by "valid"), and a bad-input code (1:
 non-finite scores, 2: a negative or non-finite dense target); the caller raises on it.
 """
@@ -27,6 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from .buffers import Buffers
+from .coefficients import coefficients
 from .normalize import weight_sum
 from .numba_parts import (
     BAD_SCORES,
@@ -49,7 +52,7 @@ N_STATS = 11
 @njit(inline="always")
 def _dense_sums(st, t, weights, weight_sum, eps, normalize):  # pragma: no cover - numba
     """The targets' sums and checks (t - t catches inf and nan, t < 0 the negatives); scale,
-    offset and mass into ``st``. False on a bad target."""
+    offset and mass (:func:`.coefficients.coefficients`) into ``st``. False on a bad target."""
     classes = t.size
     t_sum = weighted = 0.0
     negative = 0
@@ -61,19 +64,47 @@ def _dense_sums(st, t, weights, weight_sum, eps, normalize):  # pragma: no cover
         negative += t[c] < 0
     if negative or t_check != 0:
         return False
-    valid = t_sum > 0
-    scale = ((1.0 - eps) / t_sum if normalize else 1.0 - eps) if valid else 0.0
-    offset = eps / classes if valid else 0.0
-    st[VALID], st[SCALE], st[OFFSET] = (1.0 if valid else 0.0), scale, offset
-    st[MASS] = scale * weighted + offset * weight_sum
+    st[SCALE], st[OFFSET], st[MASS] = coefficients(
+        t_sum, weighted, eps, normalize, classes, weight_sum
+    )
+    st[VALID] = 1.0 if t_sum > 0 else 0.0
     st[T_SUM], st[WEIGHTED] = t_sum, weighted
     return True
 
 
 @njit(inline="always")
+def _bad_dense_row(t):  # pragma: no cover - numba
+    """Whether a row holds a negative or non-finite target (:func:`_dense_sums`' check)."""
+    negative = 0
+    t_check = np.float32(0.0)
+    for c in range(t.size):
+        t_check += t[c] - t[c]
+        negative += t[c] < 0
+    return negative != 0 or t_check != 0
+
+
+# The row kernel writes probabilities row by row, so when it is asked to, dense targets are
+# checked first, in a pass of their own: nothing is written before a bad target raises.
+@njit(cache=True, fastmath=FAST)
+def dense_ok_serial(targets):  # pragma: no cover - numba
+    for r in range(targets.shape[0]):
+        if _bad_dense_row(targets[r]):
+            return False
+    return True
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def dense_ok_parallel(targets):  # pragma: no cover - numba
+    bad = 0
+    for r in prange(targets.shape[0]):
+        bad += _bad_dense_row(targets[r])
+    return bad == 0
+
+
+@njit(inline="always")
 def _forward_row(r, args, exps, bits, stats):  # pragma: no cover - numba
     """One row's loss (before 1/Z) and what backward needs; p when asked."""
-    (scores, dense, targets, labels, coefficients, offsets, masses, weights, weight_sum, eps,
+    (scores, dense, targets, labels, label_coefs, offsets, masses, weights, weight_sum, eps,
      normalize, probs, want_probs) = args  # fmt: skip
     s, st = scores[r], stats[r]
     m, check = max_and_check(s)
@@ -101,8 +132,8 @@ def _forward_row(r, args, exps, bits, stats):  # pragma: no cover - numba
     dot = st[SCALE] * dot_t + st[OFFSET] * dot_w
     if not dense:
         for j in range(labels.shape[1]):
-            if coefficients[r, j] != 0:
-                dot += coefficients[r, j] * (s[labels[r, j]] - m)
+            if label_coefs[r, j] != 0:
+                dot += label_coefs[r, j] * (s[labels[r, j]] - m)
     st[LOSS] = st[MASS] * math.log(total) - dot
     st[MAX], st[TOTAL], st[DOT_T] = m, total, dot_t
     if want_probs:
@@ -125,11 +156,35 @@ def _target_grad_terms(st, target_scale, eps, normalize):  # pragma: no cover - 
 
 
 @njit(inline="always")
+def _label_weight_grad(r, s, m, log_total, args):  # pragma: no cover - numba
+    """d loss / d label weights: the dense targets' gradient (:func:`_target_grad_terms`)
+    at the listed classes (as kernels.cu's); 0 for padding and for an ignored row."""
+    (lists, labels, weights, eps, normalize, target_scale, label_weights, out) = args
+    t_sum = projected = 0.0  # sum_j w_j and sum_j w_j g_j over the listed labels
+    for j in range(lists.shape[1]):
+        if lists[r, j] >= 0:
+            code, w = labels[r, j], np.float64(label_weights[r, j])
+            t_sum += w
+            projected += w * weights[code] * (log_total - (s[code] - m))
+    base = target_scale * (1.0 - eps)  # loss weight / Z, (1 - eps)
+    for j in range(lists.shape[1]):
+        unit = 0.0
+        if t_sum > 0 and lists[r, j] >= 0:
+            code = labels[r, j]
+            unit = weights[code] * (log_total - (s[code] - m))  # g_j
+            if normalize:  # through w / sum(w)
+                unit = (unit - projected / t_sum) / t_sum
+        out[r, j] = np.float32(base * unit)
+
+
+@njit(inline="always")
 def _backward_row(r, args, exps, stats):  # pragma: no cover - numba
     """d loss / d s = grad_scale (mass p - a) (grad_scale includes 1/Z) and, for dense targets,
-    d loss / d raw t (:func:`_target_grad_terms`); distillation (both) in one pass."""
-    (scores, dense, targets, labels, coefficients, weights, eps, normalize, grad_scale, grad,
-     target_scale, target_grad, want_grad, want_target_grad) = args  # fmt: skip
+    d loss / d raw t (:func:`_target_grad_terms`); distillation (both) in one pass; for label
+    lists, d loss / d label weights (:func:`_label_weight_grad`)."""
+    (scores, dense, targets, labels, label_coefs, weights, eps, normalize, grad_scale, grad,
+     target_scale, target_grad, want_grad, want_target_grad, label_weights, weight_grad,
+     want_weight_grad) = args  # fmt: skip
     s, st = scores[r], stats[r]
     m = np.float32(st[MAX])
     work, total = exps[r], st[TOTAL]  # forward's exp(s - m) and their sum
@@ -152,11 +207,14 @@ def _backward_row(r, args, exps, stats):  # pragma: no cover - numba
             for c in range(s.size):
                 g[c] = coefficient * work[c] - g_offset * weights[c]
             for j in range(labels.shape[1]):  # one at a time: a class listed twice counts twice
-                g[labels[r, j]] -= np.float32(grad_scale) * coefficients[r, j]
+                g[labels[r, j]] -= np.float32(grad_scale) * label_coefs[r, j]
     if want_target_grad:
         tg = target_grad[r]
         for c in range(s.size):
             tg[c] = np.float32(t_scale * weights[c] * (log_total - (s[c] - m)) - t_shift)
+    if want_weight_grad:
+        lw_args = (targets, labels, weights, eps, normalize, target_scale, label_weights)
+        _label_weight_grad(r, s, m, log_total, (*lw_args, weight_grad))
 
 
 # Each driver runs rows in order (serial) or over numba's threads (parallel): forward in one
@@ -189,53 +247,8 @@ def backward_parallel(args, exps, stats):  # pragma: no cover - numba
         _backward_row(r, args, exps, stats)
 
 
-@njit(cache=True)
-def prepare_lists(
-    labels, weights, weighted, class_weights, eps, normalize, codes, coefficients, offset, mass
-):  # pragma: no cover - numba
-    """Label lists (N, K) to what :func:`_forward_row` reads, in one pass (the numpy engine's
-    ``_label_list_positions`` computes the same with a few dozen numpy calls).
-
-    ``codes``: the classes (0 for padding); ``coefficients``: ``w_c scale w_j`` (0 for
-    padding); ``offset`` and ``mass`` per row. Returns (valid rows, 1 if any label or weight
-    is bad else 0); nothing is meaningful after a bad one.
-    """
-    rows, width = labels.shape
-    classes = class_weights.size
-    weight_sum = 0.0
-    for c in range(classes):
-        weight_sum += class_weights[c]
-    valid_rows = 0
-    for r in range(rows):
-        total = 0.0
-        for j in range(width):
-            x = labels[r, j]
-            w = weights[r, j] if weighted else np.float32(1.0)
-            if not (x == math.floor(x) and -1 <= x < classes):  # nan fails too
-                return 0, 1
-            if weighted and not (w >= 0 and math.isfinite(w)):
-                return 0, 1
-            listed = x >= 0
-            codes[r, j] = np.int64(x) if listed else 0
-            coefficients[r, j] = w if listed else np.float32(0.0)
-            total += coefficients[r, j]
-        valid = total > 0
-        scale = ((1.0 - eps) / total if normalize else 1.0 - eps) if valid else 0.0
-        row_mass = 0.0
-        for j in range(width):
-            coefficient = np.float32(coefficients[r, j] * scale) * class_weights[codes[r, j]]
-            coefficients[r, j] = coefficient
-            row_mass += coefficient
-        offset[r] = np.float32(eps / classes) if valid else np.float32(0.0)
-        mass[r] = row_mass + (eps * weight_sum / classes if valid else 0.0)
-        valid_rows += 1 if valid else 0
-    return valid_rows, 0
-
-
 class Rows:
     """(N, C) scores ((N, C, 1) views flattened): one numba pass per row."""
-
-    writes_target_grad = True  # the dense targets' gradient, in the backward pass
 
     def __init__(self, buffers: Buffers, options: Options, class_weights: np.ndarray):
         self.buffers, self.options, self.weights = buffers, options, class_weights
@@ -244,22 +257,27 @@ class Rows:
         return threads() if size >= PARALLEL_ELEMENTS else 1
 
     def _targets(self, prepared, targets) -> tuple:
-        dense = prepared.dense
+        """Dense targets, or the label lists (read for the label weights' gradient)."""
         return (
-            *(dense, targets[:, :, 0] if dense else self.buffers.unused(2)),
+            *(prepared.dense, targets[:, :, 0]),
             *(prepared.labels[:, :, 0], prepared.coefficients[:, :, 0]),
         )
 
-    def forward(self, scores, targets, prepared, probs) -> tuple[float, float, tuple]:
-        """(loss before 1/Z, valid rows, kept); raises on bad input."""
+    def forward(self, scores, targets, prepared, probs) -> tuple[float, tuple, tuple]:
+        """(loss before 1/Z, Z's counts (valid rows, their weighted sum), kept); raises on
+        bad input, before writing ``probs``."""
         o, b = self.options, self.buffers
         stats = b("row_stats", (scores.shape[0], N_STATS), np.float64)
         stats.fill(0.0)
+        sums = (self.weights, weight_sum(o, self.weights.size), o.label_smoothing)
+        if prepared.dense and probs is not None:  # checked before any row's p is written
+            dense_ok = dense_ok_parallel if self._chunks(scores.size) > 1 else dense_ok_serial
+            if not dense_ok(targets[:, :, 0]):
+                raise_if_bad(0, BAD_TARGETS)
         args = (
             scores[:, :, 0],
             *self._targets(prepared, targets),
-            *(prepared.offset[:, 0, 0], prepared.mass[:, 0, 0], self.weights),
-            *(weight_sum(o, self.weights.size), o.label_smoothing, o.normalize_targets),
+            *(prepared.offset[:, 0, 0], prepared.mass[:, 0, 0], *sums, o.normalize_targets),
             *(b.unused(2) if probs is None else probs[:, :, 0], probs is not None),
         )
         exps = b("row_exps", scores.shape[:2])
@@ -268,10 +286,13 @@ class Rows:
         (forward_parallel if chunks > 1 else forward_serial)(args, exps, bits, stats)
         loss, valid, bad_row, code = summarise(stats)
         raise_if_bad(bad_row, code)
-        return loss, valid, (stats, exps)
+        counts = (valid, 0.0) if prepared.dense else prepared.counts  # dense: counted here
+        return loss, counts, (stats, exps)
 
-    def backward(self, saved, scores, targets, grad, grad_scale, t_grad, t_scale) -> None:
+    def backward(self, saved, scores, targets, label_weights, grads, grad_scale, t_scale):
+        """``grads``: (d/ds, d/d dense targets, d/d label weights) arrays or None each."""
         o, b, z = self.options, self.buffers, saved.divisor
+        grad, t_grad, w_grad = grads
         args = (
             scores[:, :, 0],
             *self._targets(saved.prepared, targets),
@@ -279,6 +300,8 @@ class Rows:
             *(grad_scale / z, b.unused(2) if grad is None else grad[:, :, 0], t_scale / z),
             *(b.unused(2) if t_grad is None else t_grad[:, :, 0], grad is not None),
             t_grad is not None,
+            *(b.unused(2) if label_weights is None else label_weights[:, :, 0],),
+            *(b.unused(2) if w_grad is None else w_grad[:, :, 0], w_grad is not None),
         )
         stats, exps = saved.kept
         kernel = backward_parallel if self._chunks(scores.size) > 1 else backward_serial

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-NORMALIZATIONS = ("full", "valid", "batch_size", "none")
-ENGINES = ("auto", "cpu", "gpu")  # the first of each tuple is the default
+from .normalize import NORMALIZATIONS  # with the rule each one gives
+
+ENGINES = ("auto", "cpu", "gpu")  # the first is the default (NORMALIZATIONS' is "valid")
 
 
 @dataclass(frozen=True)

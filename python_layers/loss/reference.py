@@ -4,6 +4,7 @@ Readable rather than fast (it builds (positions, C) arrays): every target form i
 dense, ``t_c`` per position (index: one-hot; label lists: ``sum_j w_j [label_j == c]``), then::
 
     valid      = sum_c t_c > 0 (index targets: label != ignore_label)
+    Z          = the normalization's count, clamped to >= 1 (its own code: no package import)
     t         <- t / sum_c t_c (normalize_targets), then (1 - eps) t + eps / C
     loss       = (1/Z) sum_valid sum_c w_c t_c (-log p_c)
     dloss/ds_j = (1/Z) ((sum_c w_c t_c) p_j - w_j t_j)
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .layout import Layout, class_view, label_view
-from .normalize import WEIGHTS, divisor, divisor_rule
 from .options import DEFAULT_OPTIONS, Options
 
 
@@ -49,6 +49,18 @@ def dense_targets(targets, layout: Layout, options: Options, label_weights=None)
     return dense, valid
 
 
+def _divisor(options: Options, layout: Layout, weighted, valid) -> float:
+    """Z, written here again rather than taken from ``normalize.py`` (the kernels' rule), so
+    that a mistake in either shows: see docs/loss.md."""
+    fixed = {"full": layout.positions, "batch_size": layout.outer, "none": 1}
+    if options.normalization != "valid":
+        return max(1.0, float(fixed[options.normalization]))
+    if layout.form.name == "index" and options.class_weights is not None:
+        counted = float(weighted[valid].sum())  # PyTorch's weighted mean: 0 -> 1 only
+        return counted if counted > 0 else 1.0
+    return max(1.0, float(valid.sum()))
+
+
 def reference(
     scores, targets, layout: Layout, options: Options = DEFAULT_OPTIONS, label_weights=None
 ) -> Reference:
@@ -57,9 +69,7 @@ def reference(
     s = np.moveaxis(class_view(np.asarray(scores, np.float64), layout), 1, 2).reshape(-1, classes)
     t, valid = dense_targets(targets, layout, options, label_weights)
     w = np.ones(classes) if options.class_weights is None else np.asarray(options.class_weights)
-    rule = divisor_rule(options, layout, weighs_labels=layout.form.name == "index")
-    counted = (t @ w)[valid].sum() if rule.counts == WEIGHTS else valid.sum()  # PyTorch's
-    z = divisor(rule, counted)
+    z = _divisor(options, layout, t @ w, valid)
     if options.normalize_targets:
         sums = np.where(valid, t.sum(axis=1), 1.0)[:, None]
         t = np.where(valid[:, None], t / sums, 0.0)

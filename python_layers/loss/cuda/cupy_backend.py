@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import KERNELS
+from .launch import KERNELS
 
 KERNEL_NAMES = (
     "stats_block",

@@ -1,4 +1,5 @@
-// Softmax cross-entropy on device memory: the same math as python_layers/loss/engine.py.
+// Softmax cross-entropy on device memory: the same math as python_layers/loss/engine.py, with
+// the same coefficient rule and Z (target_coefficients, z_divisor: see their tests).
 //
 // Scores are viewed as (outer, C, inner); a position is one (outer, inner) pair and its C
 // scores lie `inner` apart. Three kernels, all on the stream Caffe uses:
@@ -87,6 +88,28 @@ struct Position {  // where one position's scores lie
 
 __device__ inline float class_weight(const float* w, i64 c) { return w ? w[c] : 1.0f; }
 
+// The targets' coefficients of a position whose targets sum to `total` and whose
+// class-weighted targets sum to `weighted`: python_layers/loss/coefficients.py's
+// `coefficients`, the one rule for every form, line for line (tests/test_coefficients.py
+// holds the two to each other on every branch).
+struct Coefficients {
+  double scale, offset, mass;
+};
+__device__ inline Coefficients target_coefficients(
+    double total, double weighted, double eps, i64 normalize, i64 classes, double weight_sum) {
+  if (!(total > 0.0)) return {0.0, 0.0, 0.0};
+  const double scale = normalize ? (1.0 - eps) / total : 1.0 - eps;
+  const double offset = eps / classes;
+  return {scale, offset, scale * weighted + offset * weight_sum};
+}
+
+// Z: python_layers/loss/normalize.py's `divisor` (the fixed Z or the count; clamped to >= 1,
+// or for the weighted count only 0 -> 1), held to it by tests/test_coefficients.py.
+__device__ inline double z_divisor(i64 z_counts, double z_fixed, i64 z_clamp, double counted) {
+  const double z = z_counts == Z_FIXED ? z_fixed : counted;
+  return z_clamp ? fmax(1.0, z) : (z > 0.0 ? z : 1.0);
+}
+
 // A label's index in the (outer, K, inner) label array.
 __device__ inline i64 label_at(i64 pos, i64 j, i64 width, i64 inner) {
   return ((pos / inner) * width + j) * inner + pos % inner;
@@ -128,14 +151,12 @@ __device__ void position_stats(
   T::sum(sums, 7, shared);
   if (T::rank() != 0) return;
   const double log_sum = log(sums[0]);
-  double mass, scale, offset, dot, z, sum_t = sums[1], bad_targets = sums[6];
+  double dot, z, sum_t = sums[1], bad_targets = sums[6];
+  Coefficients a;
   if (kind == DENSE) {
-    const bool valid = sum_t > 0.0;
-    scale = valid ? (normalize ? (1.0 - eps) / sum_t : 1.0 - eps) : 0.0;
-    offset = valid ? eps / classes : 0.0;
-    mass = scale * sums[2] + offset * weight_sum;
-    dot = scale * sums[3] + offset * sums[4];
-    z = valid ? 1.0 : 0.0;
+    a = target_coefficients(sum_t, sums[2], eps, normalize, classes, weight_sum);
+    dot = a.scale * sums[3] + a.offset * sums[4];
+    z = sum_t > 0.0 ? 1.0 : 0.0;
   } else {  // label lists (index targets: lists of one whose padding is ignore_label)
     sum_t = 0.0;
     double weighted = 0.0;
@@ -156,15 +177,12 @@ __device__ void position_stats(
       weighted += (double)weight * class_weight(w, code);
     }
     const bool valid = sum_t > 0.0;
-    scale = valid ? (normalize ? (1.0 - eps) / sum_t : 1.0 - eps) : 0.0;
-    offset = valid ? eps / classes : 0.0;
-    mass = offset * weight_sum;
-    dot = offset * sums[4];
+    a = target_coefficients(sum_t, weighted, eps, normalize, classes, weight_sum);
+    dot = a.offset * sums[4];
     for (i64 j = 0; j < width; ++j) {
       const int code = codes[pos * width + j];
-      const float coef = (float)(coefs[pos * width + j] * scale) * class_weight(w, code);
+      const float coef = (float)(coefs[pos * width + j] * a.scale) * class_weight(w, code);
       coefs[pos * width + j] = coef;
-      mass += coef;
       dot += (double)coef * (s[p.at(code)] - m);
     }
     z = z_counts == Z_WEIGHTS ? (valid ? weighted : 0.0) : (valid ? 1.0 : 0.0);
@@ -172,14 +190,14 @@ __device__ void position_stats(
   double* st = stats + pos * N_STATS;
   st[S_MAX] = m;
   st[S_LOG_SUM] = log_sum;
-  st[S_MASS] = mass;
-  st[S_SCALE] = scale;
-  st[S_OFFSET] = offset;
+  st[S_MASS] = a.mass;
+  st[S_SCALE] = a.scale;
+  st[S_OFFSET] = a.offset;
   st[S_SUM_T] = sum_t;
   st[S_SUM_WT] = sums[2];
   st[S_SUM_WTS] = sums[3];
   double* part = parts + pos * N_PARTS;
-  part[P_LOSS] = mass * log_sum - dot;
+  part[P_LOSS] = a.mass * log_sum - dot;
   part[P_Z] = z;
   part[P_BAD] = sums[5] > 0.0 ? BAD_SCORES : (bad_targets > 0.0 ? BAD_TARGETS : GOOD);
 }
@@ -221,9 +239,7 @@ extern "C" __global__ void finish(
   counted = block_reduce(counted, shared, SUM);
   first_bad = block_reduce(first_bad, shared, MIN);
   if (threadIdx.x != 0) return;
-  // normalize.divisor: the fixed Z or the count; clamped to >= 1, or (weights) 0 -> 1
-  double z = z_counts == Z_FIXED ? z_fixed : counted;
-  z = z_clamp ? fmax(1.0, z) : (z > 0.0 ? z : 1.0);
+  const double z = z_divisor(z_counts, z_fixed, z_clamp, counted);
   loss /= z;
   status[R_LOSS] = loss;
   status[R_INV_Z] = 1.0 / z;

@@ -5,7 +5,9 @@ scores never leave the GPU: forward is two kernel launches (three with the proba
 one read of four doubles (the loss and a bad-input code), which is also where it waits for the
 GPU; backward is one launch, from the inputs and the per-position statistics forward kept.
 The math is :mod:`python_layers.loss.engine`'s (the kernels take Z's rule from
-:mod:`..normalize` and hold a C++ copy of its clamp and counts: docs/loss.md); on bad input
+:mod:`..normalize`; their ``target_coefficients`` and ``z_divisor`` are the C++ twins of
+:func:`..coefficients.coefficients` and :func:`..normalize.divisor`, held to them by
+tests/test_coefficients.py: docs/loss.md); on bad input
 nothing is written and :class:`DeviceInputError` is raised, so that the caller can word the
 error with the CPU engine's checks (the same message as on the CPU).
 
@@ -57,7 +59,7 @@ def _u64(address: int | None) -> np.uint64:
 
 
 class DeviceSoftmaxCrossEntropy:
-    """Loss, gradients and probabilities on device memory, for any layout (see engine.py).
+    """Loss, gradients and probabilities on device memory, for any layout (the math of ..engine).
 
     ``block``: force a thread block per position (True) or a thread per position (False);
     by default a block per row for (N, C) with C >= 32, a thread per position otherwise.
