@@ -47,8 +47,8 @@ from harness import (
 )
 
 from examples.machine import describe
+from python_layers.loss.engine import SoftmaxCrossEntropy
 from python_layers.netspec import softmax_loss
-from python_layers.softmax_math import SoftmaxCrossEntropy
 
 SHAPES = [
     ((256, 1000), "dense"),

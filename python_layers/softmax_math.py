@@ -1,40 +1,53 @@
 """Softmax cross-entropy with real-valued, multi-label targets: the public function.
 
 No Caffe here: :func:`softmax_cross_entropy` takes and returns numpy arrays, so it can be used
-and tested anywhere. The pieces live in :mod:`python_layers.loss` (layout, target checks, the
-engine, target gradients); the names below are re-exported for existing callers. The Caffe
-layer in :mod:`python_layers.softmax_loss` is a thin adapter around the same pieces.
+and tested anywhere; it raises :class:`TargetError` on bad targets. The pieces live in
+:mod:`python_layers.loss` (the layout, the forms, the engine), and the Caffe layer in
+:mod:`python_layers.softmax_loss` is a thin adapter around the same pieces. Names this module
+once re-exported from there (``SoftmaxCrossEntropy``, ``layout_for``, ``Layout``, ...) still
+resolve, with a ``DeprecationWarning`` naming their home.
 """
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from .loss import engine, forms
 from .loss.bad_input import TargetError
 from .loss.bottoms import ARGUMENTS, check_bottoms
-from .loss.engine import SoftmaxCrossEntropy, label_weight_grad, target_grad
-from .loss.forms import TARGET_FORMS, layout_for
-from .loss.layout import Layout, class_axis, class_view, label_view
-from .loss.options import DEFAULT_OPTIONS, NORMALIZATIONS, Options
+from .loss.options import DEFAULT_OPTIONS, Options
 
-__all__ = [
-    "NORMALIZATIONS",
-    "TARGET_FORMS",
-    "CrossEntropy",
-    "Layout",
-    "Options",
-    "SoftmaxCrossEntropy",
-    "TargetError",
-    "class_axis",
-    "class_view",
-    "label_view",
-    "label_weight_grad",
-    "layout_for",
-    "softmax_cross_entropy",
-    "target_grad",
-]
+__all__ = ["CrossEntropy", "TargetError", "softmax_cross_entropy"]
+
+# The names this module re-exported before they were given one home each (release 0.1).
+_MOVED = {
+    "NORMALIZATIONS": "python_layers.loss.normalize",
+    "TARGET_FORMS": "python_layers.loss.forms",
+    "Layout": "python_layers.loss.layout",
+    "SoftmaxCrossEntropy": "python_layers.loss.engine",
+    "class_axis": "python_layers.loss.layout",
+    "class_view": "python_layers.loss.layout",
+    "label_view": "python_layers.loss.layout",
+    "label_weight_grad": "python_layers.loss.engine",
+    "layout_for": "python_layers.loss.forms",
+    "target_grad": "python_layers.loss.engine",
+}
+
+
+def __getattr__(name: str):
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    home = _MOVED[name]
+    warnings.warn(
+        f"python_layers.softmax_math.{name} moved: import it from {home}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(home), name)
 
 
 @dataclass(frozen=True)
@@ -53,7 +66,7 @@ def softmax_cross_entropy(
     label_weights: np.ndarray | None = None,
     *,
     axis: int = 1,
-    targets_form: str = TARGET_FORMS[0],
+    targets_form: str = forms.TARGET_FORMS[0],
     normalization: str = DEFAULT_OPTIONS.normalization,
     normalize_targets: bool = DEFAULT_OPTIONS.normalize_targets,
     ignore_label: int | None = DEFAULT_OPTIONS.ignore_label,
@@ -68,7 +81,7 @@ def softmax_cross_entropy(
     with -1, with optional ``label_weights`` of the same shape). See the README for every
     option. ``with_target_grad`` adds d loss / d targets (dense) or d loss / d label_weights.
     """
-    layout = layout_for(scores.shape, targets.shape, axis, targets_form)
+    layout = forms.layout_for(scores.shape, targets.shape, axis, targets_form)
     form = layout.form
     given = (scores, targets) if label_weights is None else (scores, targets, label_weights)
     check_bottoms(targets_form, [np.shape(array) for array in given], ARGUMENTS)
@@ -89,7 +102,7 @@ def softmax_cross_entropy(
     if wanted == 2 and label_weights is None:
         label_weights = np.ones(targets.shape, np.float32)  # d loss / d w at w = 1
     grad_targets = np.empty(targets.shape, np.float32) if wanted else None
-    loss = SoftmaxCrossEntropy(options)(
+    loss = engine.SoftmaxCrossEntropy(options)(
         scores,
         targets,
         layout,

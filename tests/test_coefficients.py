@@ -15,7 +15,8 @@ import itertools
 import numpy as np
 import pytest
 
-from python_layers.loss.coefficients import coefficients_of
+from python_layers.loss.coefficients import coefficients
+from python_layers.loss.forms import DENSE
 from python_layers.loss.layout import Layout
 from python_layers.loss.normalize import NORMALIZATIONS, divisor, divisor_rule
 from python_layers.loss.options import Options
@@ -37,18 +38,18 @@ def test_device_coefficients_are_the_numba_rule(checks, normalize):
     cases = itertools.product(TOTALS, WEIGHTED, EPS, CLASSES_AND_WEIGHT_SUMS)
     for total, weighted, eps, (classes, weight_sum) in cases:
         args = (total, weighted, eps, int(normalize), classes, weight_sum)
-        want = coefficients_of(total, weighted, eps, normalize, classes, weight_sum)
+        want = coefficients(total, weighted, eps, normalize, classes, weight_sum)
         got = _device_coefficients(checks, *args)
         np.testing.assert_allclose(got, want, rtol=1e-15, atol=0, err_msg=f"{args}")
 
 
 def test_the_rule():
     """Ignored positions read nothing; otherwise a_c = w_c (scale t_c + offset) sums to mass."""
-    assert coefficients_of(0.0, 0.0, 0.1, True, 4, 4.0) == (0.0, 0.0, 0.0)
-    scale, offset, mass = coefficients_of(2.0, 3.0, 0.2, True, 4, 6.0)
+    assert coefficients(0.0, 0.0, 0.1, True, 4, 4.0) == (0.0, 0.0, 0.0)
+    scale, offset, mass = coefficients(2.0, 3.0, 0.2, True, 4, 6.0)
     assert (scale, offset) == pytest.approx((0.4, 0.05))
     assert mass == pytest.approx(0.4 * 3.0 + 0.05 * 6.0)
-    assert coefficients_of(2.0, 3.0, 0.2, False, 4, 6.0)[0] == pytest.approx(0.8)
+    assert coefficients(2.0, 3.0, 0.2, False, 4, 6.0)[0] == pytest.approx(0.8)
 
 
 @pytest.mark.parametrize("normalization", NORMALIZATIONS)
@@ -56,7 +57,7 @@ def test_the_rule():
 @pytest.mark.parametrize("weighs_labels", [False, True])
 def test_device_divisor_is_normalize_divisor(checks, normalization, class_weights, weighs_labels):
     options = Options(normalization=normalization, class_weights=class_weights)
-    for layout in (Layout(4, 3, 5, "dense"), Layout(0, 3, 1, "dense")):
+    for layout in (Layout(4, 3, 5, DENSE), Layout(0, 3, 1, DENSE)):
         rule = divisor_rule(options, layout, weighs_labels)
         for counted in (0.0, 0.25, 1.0, 7.5):
             want = divisor(rule, counted, counted)

@@ -14,7 +14,9 @@ import pytest
 
 from python_layers import softmax_math as sm
 from python_layers.loss import fused_positions, fused_rows
-from python_layers.loss.forms import FORMS
+from python_layers.loss.engine import SoftmaxCrossEntropy
+from python_layers.loss.forms import FORMS, layout_for
+from python_layers.loss.options import Options
 from python_layers.loss.reference import reference
 
 
@@ -84,8 +86,8 @@ def test_buffers_are_reused_and_calls_allocate_nothing_batch_sized(shape, kind):
         scores, targets = dense_case((batch, *shape[1:]), rng)
         if kind == "index":
             targets = targets.argmax(axis=1).astype(np.float32)
-        layout = sm.layout_for(scores.shape, targets.shape)
-        engine = sm.SoftmaxCrossEntropy(sm.Options(label_smoothing=0.1))
+        layout = layout_for(scores.shape, targets.shape)
+        engine = SoftmaxCrossEntropy(Options(label_smoothing=0.1))
         grad = np.empty_like(scores)
         engine(scores, targets, layout, grad_out=grad)
         buffers = {name: id(buffer) for name, buffer in engine.buffers.names().items()}
@@ -98,19 +100,19 @@ def test_buffers_are_reused_and_calls_allocate_nothing_batch_sized(shape, kind):
 
 
 def test_buffers_are_reallocated_on_reshape():
-    loss, rng = sm.SoftmaxCrossEntropy(), np.random.default_rng(2)
+    loss, rng = SoftmaxCrossEntropy(), np.random.default_rng(2)
     for shape in [(8, 50), (16, 50), (8, 50)]:
         scores, targets = dense_case(shape, rng)
-        loss(scores, targets, sm.layout_for(shape, shape))
+        loss(scores, targets, layout_for(shape, shape))
         assert loss.buffers.names()["row_stats"].shape == (shape[0], fused_rows.N_STATS)
 
 
 OPTIONS = [
-    sm.Options(),
-    sm.Options(normalization="full", label_smoothing=0.1),
-    sm.Options(normalization="batch_size", normalize_targets=False),
-    sm.Options(normalization="none", label_smoothing=0.2, class_weights=(0.5, 2.0) * 20),
-    sm.Options(class_weights=(0.5, 2.0, 1.0, 0.0) * 10),
+    Options(),
+    Options(normalization="full", label_smoothing=0.1),
+    Options(normalization="batch_size", normalize_targets=False),
+    Options(normalization="none", label_smoothing=0.2, class_weights=(0.5, 2.0) * 20),
+    Options(class_weights=(0.5, 2.0, 1.0, 0.0) * 10),
 ]
 
 
@@ -130,9 +132,9 @@ def test_kernels_match_the_float64_reference(kind, shape, driver, options, monke
         monkeypatch.setattr(module, "PARALLEL_ELEMENTS", 1 if driver == "parallel" else 1 << 40)
     rng = np.random.default_rng(3)
     scores, targets, weights, form = case(kind, shape, rng)
-    layout = sm.layout_for(scores.shape, targets.shape, form=form)
+    layout = layout_for(scores.shape, targets.shape, form=form)
     grad, probs = np.full_like(scores, np.nan), np.full_like(scores, np.nan)
-    loss = sm.SoftmaxCrossEntropy(options)(
+    loss = SoftmaxCrossEntropy(options)(
         scores, targets, layout, label_weights=weights, grad_out=grad, probs_out=probs
     )
     want = reference(scores, targets, layout, options, weights)
@@ -146,14 +148,12 @@ def test_kernels_match_the_float64_reference(kind, shape, driver, options, monke
 def test_serial_and_parallel_drivers_give_the_same_bits(kind, monkeypatch):
     rng = np.random.default_rng(4)
     scores, targets, weights, form = case(kind, (64, 900), rng)
-    layout = sm.layout_for(scores.shape, targets.shape, form=form)
+    layout = layout_for(scores.shape, targets.shape, form=form)
     results = []
     for threshold in (1 << 40, 1):
         monkeypatch.setattr(fused_rows, "PARALLEL_ELEMENTS", threshold)
         grad = np.empty_like(scores)
-        loss = sm.SoftmaxCrossEntropy()(
-            scores, targets, layout, label_weights=weights, grad_out=grad
-        )
+        loss = SoftmaxCrossEntropy()(scores, targets, layout, label_weights=weights, grad_out=grad)
         results.append((loss, grad))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
     np.testing.assert_array_equal(results[0][1], results[1][1])
@@ -170,14 +170,14 @@ def test_non_finite_scores_are_caught_by_both_kernels(shape, bad):
         rf"bottom\[0\] \(scores\) holds 1 non-finite value\(s\), the first {bad} at "
         + re.escape(str(where))
     )
-    layout = sm.layout_for(shape, shape)
+    layout = layout_for(shape, shape)
     with pytest.raises(FloatingPointError, match=message):
-        sm.SoftmaxCrossEntropy()(
+        SoftmaxCrossEntropy()(
             scores, targets, layout, grad_out=np.empty_like(scores), probs_out=probs
         )
     assert (probs == 0.5).all()  # a top: nothing written
     with pytest.raises(FloatingPointError, match=message):  # the kernels check as they go
-        sm.SoftmaxCrossEntropy()(scores, targets, layout, grad_out=np.empty_like(scores))
+        SoftmaxCrossEntropy()(scores, targets, layout, grad_out=np.empty_like(scores))
 
 
 @pytest.mark.parametrize("shape", [(6, 300), (2, 5, 20, 30)])
@@ -189,22 +189,23 @@ def test_bad_dense_targets_are_caught_before_any_probability_is_written(shape, b
     where = (shape[0] - 1, 2) + (0,) * (len(shape) - 2)
     targets[where] = bad
     probs = np.full_like(scores, 0.5)
-    layout = sm.layout_for(shape, shape)
+    layout = layout_for(shape, shape)
     message = rf"bottom\[1\] \(targets\) holds {bad} at position " + re.escape(str(where))
     with pytest.raises(sm.TargetError, match=message):
-        sm.SoftmaxCrossEntropy()(
+        SoftmaxCrossEntropy()(
             scores, targets, layout, grad_out=np.empty_like(scores), probs_out=probs
         )
     assert (probs == 0.5).all()  # a top: nothing written
     with pytest.raises(sm.TargetError, match=message):  # the kernels check as they go
-        sm.SoftmaxCrossEntropy()(scores, targets, layout, grad_out=np.empty_like(scores))
+        SoftmaxCrossEntropy()(scores, targets, layout, grad_out=np.empty_like(scores))
 
 
 NRT_PROBE = """
 import json, sys
 import numpy as np
 from numba.core.runtime import rtsys
-from python_layers import softmax_math as sm
+from python_layers.loss.engine import SoftmaxCrossEntropy
+from python_layers.loss.forms import layout_for
 shape, kind, seed = json.loads(sys.argv[1])
 rng = np.random.default_rng(seed)
 scores = rng.normal(0, 2, shape).astype("f4")
@@ -213,8 +214,8 @@ if kind == "dense":
     targets[:, 0] = 1
 else:
     targets = rng.integers(0, shape[1], (shape[0], *shape[2:])).astype("f4")
-layout = sm.layout_for(shape, targets.shape)
-loss, grad = sm.SoftmaxCrossEntropy(), np.empty_like(scores)
+layout = layout_for(shape, targets.shape)
+loss, grad = SoftmaxCrossEntropy(), np.empty_like(scores)
 target_grad = np.empty_like(scores) if kind == "dense" and len(shape) == 2 else None
 loss(scores, targets, layout, grad_out=grad, target_grad_out=target_grad)
 before = rtsys.get_allocation_stats()

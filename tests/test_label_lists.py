@@ -12,7 +12,8 @@ from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm
 from python_layers.labels import PADDING
-from python_layers.loss.forms import DENSE, LABEL_LISTS
+from python_layers.loss.engine import SoftmaxCrossEntropy
+from python_layers.loss.forms import DENSE, LABEL_LISTS, layout_for
 from python_layers.loss.options import NORMALIZATIONS
 from python_layers.testing import check_gradients
 
@@ -98,8 +99,8 @@ def test_label_lists_never_build_a_dense_target_array(rng):
     for classes in (1000, 16000):
         scores = rng.normal(0, 1, (64, classes)).astype(np.float32)
         labels, weights, _ = label_case(rng, 64, classes, 8)
-        layout = sm.layout_for(scores.shape, labels.shape, form="labels")
-        loss = sm.SoftmaxCrossEntropy()
+        layout = layout_for(scores.shape, labels.shape, form="labels")
+        loss = SoftmaxCrossEntropy()
         grad = np.empty_like(scores)
         loss(scores, labels, layout, label_weights=weights, grad_out=grad)  # buffers, compile
         tracemalloc.start()
@@ -138,10 +139,10 @@ def test_label_lists_never_build_a_dense_target_array(rng):
 def test_bad_label_lists_are_named_and_nothing_is_written(engine_path, labels, weights, message):
     scores = np.zeros((1, 4), np.float32)
     labels = np.asarray(labels, np.float32)
-    layout = sm.layout_for(scores.shape, labels.shape, form="labels")
+    layout = layout_for(scores.shape, labels.shape, form="labels")
     grad = np.full_like(scores, 7.0)
     with pytest.raises(ValueError, match=message):
-        sm.SoftmaxCrossEntropy()(
+        SoftmaxCrossEntropy()(
             scores,
             labels,
             layout,
@@ -153,11 +154,11 @@ def test_bad_label_lists_are_named_and_nothing_is_written(engine_path, labels, w
 
 def test_label_lists_are_never_guessed_from_the_shape():
     with pytest.raises(ValueError, match=r"does not fit scores of shape \(4, 5\)"):
-        sm.layout_for((4, 5), (4, 3))  # auto: neither dense nor index
-    assert sm.layout_for((4, 5), (4, 5)).form is DENSE  # K = C stays dense by default
-    assert sm.layout_for((4, 5), (4, 5), form="labels").form is LABEL_LISTS
-    assert sm.layout_for((4, 5, 1, 1), (4, 3, 1, 1), form="labels").labels_per_row == 3
-    assert sm.layout_for((4, 5), (4,), form="labels").labels_per_row == 1
+        layout_for((4, 5), (4, 3))  # auto: neither dense nor index
+    assert layout_for((4, 5), (4, 5)).form is DENSE  # K = C stays dense by default
+    assert layout_for((4, 5), (4, 5), form="labels").form is LABEL_LISTS
+    assert layout_for((4, 5, 1, 1), (4, 3, 1, 1), form="labels").labels_per_row == 3
+    assert layout_for((4, 5), (4,), form="labels").labels_per_row == 1
 
 
 # --- Through real caffe.Nets ----------------------------------------------------------------

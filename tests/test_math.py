@@ -8,7 +8,9 @@ from loss_cases import khot
 from oracle import reference, reference_target_grad
 
 from python_layers import softmax_math as sm
-from python_layers.loss.forms import FORMS
+from python_layers.loss.engine import SoftmaxCrossEntropy
+from python_layers.loss.forms import FORMS, layout_for
+from python_layers.loss.normalize import NORMALIZATIONS
 
 
 def compare(scores, targets, with_target_grad=False, **options):
@@ -20,7 +22,7 @@ def compare(scores, targets, with_target_grad=False, **options):
     return ours
 
 
-@pytest.mark.parametrize("normalization", sm.NORMALIZATIONS)
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
 @pytest.mark.parametrize("normalize_targets", [True, False])
 @pytest.mark.parametrize("shape,axis", [((6, 10), 1), ((2, 5, 3, 4), 1), ((3, 4, 7), -1)])
 def test_dense_targets_match_oracle(rng, shape, axis, normalization, normalize_targets):
@@ -42,7 +44,7 @@ def test_zero_rows_smoothing_and_weights_match_oracle(rng, smoothing, weighted):
     assert not ours.score_grad[[1, 5]].any()
 
 
-@pytest.mark.parametrize("normalization", sm.NORMALIZATIONS)
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
 @pytest.mark.parametrize("ignore_label", [None, 2])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_index_targets_match_oracle(rng, normalization, ignore_label, weighted):
@@ -83,7 +85,7 @@ def test_target_gradient_matches_numeric_oracle(rng, normalize_targets, smoothin
     )
 
 
-@pytest.mark.parametrize("normalization", sm.NORMALIZATIONS)
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
 @pytest.mark.parametrize("normalize_targets", [True, False])
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 @pytest.mark.parametrize("shape,axis", [((7, 9), 1), ((3, 2, 5), 1)])
@@ -138,7 +140,7 @@ def test_bad_labels_name_position_and_value(label, message):
 
 def test_bad_target_shape_shows_both_shapes_and_forms():
     with pytest.raises(sm.TargetError, match=r"\(4, 2\).*\(4, 3\).*dense.*index"):
-        sm.layout_for((4, 3), (4, 2))
+        layout_for((4, 3), (4, 2))
 
 
 @pytest.mark.parametrize(
@@ -146,7 +148,7 @@ def test_bad_target_shape_shows_both_shapes_and_forms():
     [((4, 3), "dense"), ((4, 3, 1, 1), "dense"), ((4,), "index"), ((4, 1), "index")],
 )
 def test_layout_detects_the_target_form(targets_shape, kind):
-    assert sm.layout_for((4, 3), targets_shape).form is FORMS[kind]
+    assert layout_for((4, 3), targets_shape).form is FORMS[kind]
 
 
 @pytest.mark.parametrize("shape,axis", [((5, 400), 1), ((2, 300, 3, 2), 1), ((3, 2, 500), 2)])
@@ -245,6 +247,18 @@ def test_the_engine_refuses_outputs_it_cannot_write_in_place(rng):
     scores = rng.normal(size=(4, 6)).astype(np.float32)
     labels = rng.integers(0, 6, 4).astype(np.float32)
     with pytest.raises(ValueError, match="grad_out must be C-contiguous"):
-        sm.SoftmaxCrossEntropy()(
-            scores, labels, sm.layout_for((4, 6), (4,)), grad_out=np.empty((6, 4), np.float32).T
+        SoftmaxCrossEntropy()(
+            scores, labels, layout_for((4, 6), (4,)), grad_out=np.empty((6, 4), np.float32).T
         )
+
+
+def test_softmax_math_names_moved_still_resolve_with_a_warning():
+    """softmax_math is the public function; the names it once re-exported reach their one
+    home, saying where it is."""
+    with pytest.warns(DeprecationWarning, match="python_layers.loss.engine"):
+        assert sm.SoftmaxCrossEntropy is SoftmaxCrossEntropy
+    with pytest.warns(DeprecationWarning, match="python_layers.loss.forms"):
+        assert sm.layout_for is layout_for
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        sm.nothing_here  # noqa: B018
+    assert set(sm.__all__) == {"CrossEntropy", "TargetError", "softmax_cross_entropy"}

@@ -35,12 +35,6 @@ def coefficients(total, weighted, eps, normalize, classes, weight_sum):  # pragm
 
 
 @njit(cache=True)
-def coefficients_of(total, weighted, eps, normalize, classes, weight_sum):  # pragma: no cover
-    """:func:`coefficients`, callable from Python (the tests compare it with the device's)."""
-    return coefficients(total, weighted, eps, normalize, classes, weight_sum)
-
-
-@njit(cache=True)
 def prepare_lists(
     labels, weights, weighted_lists, class_weights, weight_sum, eps, normalize, has_pad, pad,
     codes, coefficients_out, offset, mass,

@@ -10,7 +10,7 @@ for index targets with class weights the valid labels' weights (PyTorch's weight
 Counted or fixed, Z is clamped to at least 1 (Caffe's ``LossParameter``), except the
 weighted count, which is used as it is unless it is 0 (then 1).
 
-A new normalization is a key of :data:`FIXED` (a number the layout gives) or a new count:
+A new normalization is a key of :data:`FIXED_DIVISORS` (a number the layout gives) or a new count:
 this module, ``reference.py``'s own copy and a test (the option's allowed values,
 ``options.NORMALIZATIONS``, come from here).
 """
