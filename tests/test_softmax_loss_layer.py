@@ -23,9 +23,15 @@ def labels_for(rng, shape, classes, ignore_label=None):
 
 # (scores shape, labels shape, class axis)
 INDEX_CASES = [((6, 7), (6,), 1), ((2, 5, 3, 4), (2, 1, 3, 4), 1), ((3, 4, 6), (3, 4), 2)]
+# The normalizations Caffe's LossParameter has (it aborts on another name): the native peer's.
+CAFFE_NORMALIZATIONS = ("full", "valid", "batch_size", "none")
 
 
-@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+def test_every_caffe_normalization_is_ours():
+    assert set(CAFFE_NORMALIZATIONS) <= set(NORMALIZATIONS)
+
+
+@pytest.mark.parametrize("normalization", CAFFE_NORMALIZATIONS)
 @pytest.mark.parametrize("ignore_label", [None, 1])
 @pytest.mark.parametrize("loss_weight", [1.0, 3.7])
 @pytest.mark.parametrize("scores_shape,labels_shape,axis", INDEX_CASES)
